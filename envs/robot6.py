@@ -1,0 +1,176 @@
+"""Robot6Reach: an xArm6 arm in PyBullet that must bring its flange to a random goal.
+
+The robot constants below are named module-level arrays (see STYLE.md, item 6). Facts about the URDF
+(``xarm/xarm6_robot.urdf`` from ``pybullet_data``): joint 0 is the fixed ``world_joint``, the six revolute
+joints are indices 1-6, and link 6 (``link6``, the flange) is the end effector.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet
+import pybullet_data
+from gymnasium import spaces
+from pybullet_utils.bullet_client import BulletClient
+
+ROBOT_URDF = "xarm/xarm6_robot.urdf"
+JOINT_INDICES = np.arange(1, 7)
+EE_LINK = 6
+# At all-zero joints the arm is folded onto itself; this pose holds the flange near (0.36, 0, 0.31).
+NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
+# Joint targets are clipped to these (rad). URDF limits, with the +-2pi wrist/base joints cut to +-pi so
+# the arm cannot wind its cables up; a reach task never needs more than half a turn.
+JOINT_LOW = np.array([-np.pi, -2.059, -3.927, -np.pi, -1.69297, -np.pi])
+JOINT_HIGH = np.array([np.pi, 2.0944, 0.19198, np.pi, np.pi, np.pi])
+# Maximum change of each joint-position target per env step, per unit of action (rad).
+ACTION_SCALE = 0.05
+PHYSICS_HZ = 240
+SUBSTEPS = 10  # physics steps per action: 24 Hz control
+# Goals are drawn uniformly in this box (m, world frame); every point in it is reachable by IK.
+GOAL_LOW = np.array([0.25, -0.30, 0.10])
+GOAL_HIGH = np.array([0.55, 0.30, 0.45])
+SUCCESS_DISTANCE = 0.05  # m
+MAX_EPISODE_STEPS = 50
+# Reward = -distance - CTRL_WEIGHT * |action|^2 / act_dim. The small control term discourages jitter at the goal.
+CTRL_WEIGHT = 0.0
+
+
+def display_available() -> bool:
+    """Whether a window can be opened: PyBullet's GUI kills the process, not raises, when it cannot."""
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Robot6ReachEnv(gym.Env):
+    """Reach a random goal with the flange of an xArm6 (6 revolute joints), PyBullet physics.
+
+    Observation (float32, 18): joint positions (6, rad), joint velocities (6, rad/s), end-effector position
+    (3, m), goal position (3, m). Action: ``Box(-1, 1, (6,))``; each component moves its joint's position
+    target by up to ``ACTION_SCALE`` rad, clipped to ``JOINT_LOW``/``JOINT_HIGH``, tracked by PyBullet's
+    position controller at the URDF forces for ``SUBSTEPS`` physics steps.
+    Reward: ``-distance(ee, goal) - CTRL_WEIGHT * mean(action**2)``; each term is also in ``info``.
+    ``info["is_success"]`` is true while the distance is below ``SUCCESS_DISTANCE``. The episode never
+    terminates on its own; ``gymnasium.make`` wraps it in a ``TimeLimit`` of 50 steps.
+
+    Each instance owns one PyBullet client (``DIRECT`` unless ``render_mode="human"``), closed by ``close()``.
+    ``reset(options={"goal": xyz})`` places the goal instead of sampling it.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
+
+    def __init__(self, render_mode: str | None = None, width: int = 320, height: int = 240):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.width, self.height = width, height
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(6,), dtype=np.float32)
+        # Loose but finite bounds: the tracked joints may overshoot their clipped targets a little, targets
+        # move at most ACTION_SCALE * 24 Hz = 1.2 rad/s, and the arm (0.7 m long) cannot leave a 2 m cube.
+        speed = np.full(6, 2 * np.pi)
+        reach = np.full(3, 2.0)
+        self.observation_space = spaces.Box(
+            low=np.concatenate([JOINT_LOW - 0.2, -speed, -reach, GOAL_LOW]).astype(np.float32),
+            high=np.concatenate([JOINT_HIGH + 0.2, speed, reach, GOAL_HIGH]).astype(np.float32),
+            dtype=np.float32,
+        )
+
+        if render_mode == "human" and not display_available():
+            raise gym.error.Error("render_mode='human' opens a PyBullet window, but no display was found (DISPLAY is unset)")
+        mode = pybullet.GUI if render_mode == "human" else pybullet.DIRECT
+        self._sim = BulletClient(connection_mode=mode)
+        sim = self._sim
+        sim.setAdditionalSearchPath(pybullet_data.getDataPath())
+        sim.setGravity(0, 0, -9.81)
+        sim.setTimeStep(1.0 / PHYSICS_HZ)
+        if mode == pybullet.GUI:
+            sim.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0)
+        self._plane = sim.loadURDF("plane.urdf")
+        self._robot = sim.loadURDF(ROBOT_URDF, useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
+        # The fixed base rests on the floor: that contact can never matter, so skip it every substep.
+        sim.setCollisionFilterPair(self._robot, self._plane, -1, -1, 0)
+        self._joints = JOINT_INDICES.tolist()
+        self._forces = [sim.getJointInfo(self._robot, j)[10] for j in self._joints]
+        marker = sim.createVisualShape(pybullet.GEOM_SPHERE, radius=SUCCESS_DISTANCE / 2, rgbaColor=[0.1, 0.8, 0.1, 0.6])
+        self._goal_marker = sim.createMultiBody(baseMass=0.0, baseVisualShapeIndex=marker, basePosition=GOAL_LOW.tolist())
+        for j, q in zip(self._joints, NEUTRAL_Q, strict=True):
+            sim.resetJointState(self._robot, j, q, 0.0)
+        # A snapshot of the whole simulation (contact caches included) taken once: every reset restores it,
+        # so an episode is bit-identical whatever ran before it in this client (exact resume needs this).
+        self._initial_state = sim.saveState()
+        self._target = NEUTRAL_Q.copy()
+        self._goal = (GOAL_LOW + GOAL_HIGH) / 2
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._sim.restoreState(self._initial_state)
+        self._target = NEUTRAL_Q.copy()
+        self._drive(self._target)
+        if options and options.get("goal") is not None:
+            self._goal = np.asarray(options["goal"], dtype=np.float64).reshape(3)
+        else:
+            self._goal = self.np_random.uniform(GOAL_LOW, GOAL_HIGH)
+        self._sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
+        obs, distance = self._observe()
+        return obs, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+
+    def step(self, action):
+        a = np.clip(np.array(action, dtype=np.float64).reshape(6), -1.0, 1.0)
+        self._target = np.clip(self._target + ACTION_SCALE * a, JOINT_LOW, JOINT_HIGH)
+        self._drive(self._target)
+        for _ in range(SUBSTEPS):
+            self._sim.stepSimulation()
+        obs, distance = self._observe()
+        reward_dist = -distance
+        reward_ctrl = -CTRL_WEIGHT * float(np.mean(a * a))
+        info = {
+            "distance": distance,
+            "is_success": bool(distance < SUCCESS_DISTANCE),
+            "reward_dist": reward_dist,
+            "reward_ctrl": reward_ctrl,
+        }
+        if self.render_mode == "human":
+            self.render()
+        # terminated is always False: reaching is a holding task; the TimeLimit wrapper owns truncation.
+        return obs, reward_dist + reward_ctrl, False, False, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        sim = self._sim
+        view = sim.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=[0.35, 0.0, 0.2], distance=1.1, yaw=50, pitch=-30, roll=0, upAxisIndex=2
+        )
+        proj = sim.computeProjectionMatrixFOV(fov=60, aspect=self.width / self.height, nearVal=0.05, farVal=5.0)
+        _, _, rgba, _, _ = sim.getCameraImage(
+            self.width, self.height, view, proj, renderer=pybullet.ER_TINY_RENDERER
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)[:, :, :3].copy()
+
+    def close(self):
+        if getattr(self, "_sim", None) is not None:
+            self._sim.disconnect()
+            self._sim = None
+
+    @property
+    def goal(self) -> np.ndarray:
+        """The current goal position (3,), world frame, metres."""
+        return self._goal.copy()
+
+    def _drive(self, target: np.ndarray) -> None:
+        self._sim.setJointMotorControlArray(
+            self._robot, self._joints, pybullet.POSITION_CONTROL, targetPositions=target.tolist(), forces=self._forces
+        )
+
+    def _observe(self) -> tuple[np.ndarray, float]:
+        states = self._sim.getJointStates(self._robot, self._joints)
+        ee = np.array(self._sim.getLinkState(self._robot, EE_LINK, computeForwardKinematics=True)[4])
+        q = [s[0] for s in states]
+        dq = [s[1] for s in states]
+        obs = np.concatenate([q, dq, ee, self._goal]).astype(np.float32)
+        return obs, float(np.linalg.norm(ee - self._goal))
