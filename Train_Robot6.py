@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Train SAC on Robot6Reach-v0 (or any Box gymnasium env), resumable at any moment.
+
+    python Train_Robot6.py                      # a complete run with the default settings
+    python Train_Robot6.py --resume             # continue the newest run where it stopped
+    python Train_Robot6.py --resume --resume-ckpt checkpoints/RUN/best.pth
+
+Every flag is a field of ``sac.config.Config``; its help text lives there. This file only parses the command
+line, calls ``sac.training.train`` and turns a user mistake into a one-line message with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from sac.config import Config, flag_of
+from sac.errors import Robot6Error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per ``Config`` field. Defaults are suppressed so that ``parse_args`` tells which were given."""
+    parser = argparse.ArgumentParser(
+        prog="Train_Robot6.py",
+        description="Train Soft Actor-Critic on a 6-DOF robot arm (PyBullet). Checkpoints every episode; "
+        "--resume continues exactly where a run stopped. On resume, settings come from the checkpoint "
+        "unless given again here (flags given now win, and each change is reported).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        default = getattr(defaults, f.name)
+        help_text = f.metadata["help"]
+        flag = flag_of(f.name)
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+        elif f.name == "hidden":
+            parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=f"{help_text} (default: {' '.join(map(str, default))})")
+        else:
+            base = str(f.type).split("|")[0].strip()  # "int | None" -> "int"
+            kind = {"int": int, "float": float}.get(base, str)
+            metavar = "PATH" if f.name.endswith(("_dir", "_ckpt")) else {"int": "N", "float": "X"}.get(base, "STR")
+            suffix = "" if default is None else f" (default: {default})"
+            parser.add_argument(flag, dest=f.name, type=kind, metavar=metavar, help=help_text + suffix)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    from sac.training import train  # heavy imports (torch, pybullet) after --help
+
+    try:
+        train(Config(**args), given=set(args))
+    except Robot6Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The SAC agent: networks, targets, entropy temperature, optimizers and the update.
+
+``SAC.update(batch)`` is one gradient step of Haarnoja et al. 2018 ("Soft Actor-Critic Algorithms and
+Applications", algorithm 1): critics, then actor, then temperature, then Polyak-averaged targets. It returns
+detached metric tensors and logs nothing; converting them to floats (a host sync on GPU) is the caller's
+choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use the checkpoint's keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from sac.networks import Actor, TwinCritic
+from sac.replay import Batch
+
+
+def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel for all parameters; deterministic on CPU and CUDA)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+class SAC:
+    """Soft Actor-Critic with twin critics and automatic entropy tuning (target entropy = -act_dim).
+
+    Actions are in [-1, 1]^act_dim; rescaling to an env's bounds is the caller's job.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        lr: float,
+        gamma: float,
+        tau: float,
+        init_alpha: float,
+        device: torch.device | str = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.gamma, self.tau = gamma, tau
+        self.target_entropy = -float(act_dim)
+        self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device, requires_grad=True)
+        # Lists, never generators: a generator is consumed once and later loops over it do nothing.
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self.policy_opt = make_adam(self._actor_params, lr)
+        self.q_opt = make_adam(self._critic_params, lr)
+        self.alpha_opt = make_adam([self.log_alpha], lr)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        action, _ = self.actor(obs_t, deterministic=deterministic, with_logprob=False)
+        return action[0].cpu().numpy()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q)."""
+        alpha = self.log_alpha.detach().exp()
+
+        # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
+        with torch.no_grad():
+            next_action, next_logp = self.actor(batch.next_obs)
+            next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
+            # Only true terminations stop the bootstrap; time-limit truncations are stored as not terminated.
+            target = batch.rew + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
+        q = self.critic(batch.obs, batch.act)  # (2, B)
+        critic_loss = (q - target).pow(2).mean(dim=1).sum()
+        self.q_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.q_opt.step()
+
+        # Actor (eq. 7 with the reparameterisation trick). The critics are frozen so that no gradient is
+        # computed for their weights.
+        for p in self._critic_params:
+            p.requires_grad_(False)
+        action, logp = self.actor(batch.obs)
+        q_pi = self.critic(batch.obs, action).min(dim=0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.policy_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.policy_opt.step()
+        for p in self._critic_params:
+            p.requires_grad_(True)
+
+        # Temperature (eq. 18), on log(alpha) so that alpha stays positive.
+        logp = logp.detach()
+        alpha_loss = -(self.log_alpha * (logp + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach(),
+            "alpha": alpha,
+            "entropy": -logp.mean(),
+            "q": q.detach().mean(),
+        }
+
+    def state_dict(self) -> dict[str, object]:
+        """The agent's part of a checkpoint: ``checkpoint.AGENT_KEYS`` (q1/q2 as plain ``mlp`` state_dicts)."""
+        q1, q2 = self.critic.plain_state_dicts()
+        q1_target, q2_target = self.critic_target.plain_state_dicts()
+        return {
+            "policy": self.actor.state_dict(),
+            "q1": q1,
+            "q2": q2,
+            "q1_target": q1_target,
+            "q2_target": q2_target,
+            "policy_opt": self.policy_opt.state_dict(),
+            "q_opt": self.q_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore everything ``state_dict`` saved; raises ``ValueError``/``RuntimeError`` on a mismatch."""
+        self.actor.load_state_dict(state["policy"])
+        self.critic.load_plain_state_dicts([state["q1"], state["q2"]])
+        self.critic_target.load_plain_state_dicts([state["q1_target"], state["q2_target"]])
+        self.policy_opt.load_state_dict(state["policy_opt"])
+        self.q_opt.load_state_dict(state["q_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])

@@ -1,0 +1,99 @@
+"""The one configuration object of a run.
+
+``Config`` holds every hyperparameter, path and cadence. ``Train_Robot6.py`` builds its command line from
+these fields (the ``help`` metadata is the ``--help`` text), everything below receives the ``Config``
+explicitly, and ``to_dict()`` goes into every checkpoint and into ``runs/<run>/config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sac.errors import ConfigError
+
+
+def _opt(default: Any, help: str, flag: str | None = None, **kw: Any) -> Any:
+    """A dataclass field carrying its command-line help text (and flag name when it is not the field's)."""
+    meta = {"help": help, "flag": flag}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class Config:
+    """Everything that defines a training run. Defaults are a complete run that learns Robot6Reach-v0."""
+
+    env_id: str = _opt("Robot6Reach-v0", "gymnasium environment id; any env with Box observation and action spaces", flag="--env")
+    episodes: int = _opt(1000, "total episodes of the run; a resumed run trains only the remainder")
+    total_steps: int | None = _opt(None, "alternative to --episodes: total env steps of the run (it ends at the first episode end at or past N)")
+    seed: int = _opt(0, "random seed for networks, replay sampling, the environment and warm-up actions")
+    device: str = _opt("auto", "where networks train: auto (CUDA when available, else CPU), cpu or cuda")
+    lr: float = _opt(1e-3, "Adam learning rate of the policy, the critics and the entropy temperature")
+    gamma: float = _opt(0.95, "discount factor; 0.95 (a 20-step horizon) suits 50-step reaching episodes")
+    tau: float = _opt(0.005, "Polyak averaging rate of the target critics")
+    batch_size: int = _opt(256, "transitions per gradient update")
+    buffer_size: int = _opt(1_000_000, "replay buffer capacity in transitions")
+    learning_starts: int = _opt(1000, "env steps of uniformly random actions before learning starts")
+    hidden: list[int] = _opt([256, 256], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
+    init_alpha: float = _opt(1.0, "initial entropy temperature (tuned automatically towards entropy -act_dim)")
+    checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
+    log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
+    ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
+    save_every_steps: int | None = _opt(None, "also keep ckpt_step_S.pth at the first episode end past every multiple of N env steps")
+    keep_last: int | None = _opt(None, "keep only the newest K periodic checkpoints (ckpt_ep_*, ckpt_step_*); latest.pth and best.pth always stay")
+    resume: bool = _opt(False, "continue the newest run from its newest valid checkpoint (or start fresh if none)")
+    resume_ckpt: str | None = _opt(None, "with --resume: continue from this checkpoint file instead (e.g. best.pth)")
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the flag of the first invalid value."""
+        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every")
+        for name in positive_ints:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{flag_of(name)} must be a positive integer, got {getattr(self, name)}")
+        for name in ("total_steps", "save_every_steps", "keep_last"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{flag_of(name)} must be a positive integer, got {value}")
+        if self.learning_starts < 0:
+            raise ConfigError(f"--learning-starts must be >= 0, got {self.learning_starts}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"--tau must be in (0, 1], got {self.tau}")
+        if not (self.init_alpha > 0 and math.isfinite(self.init_alpha)):
+            raise ConfigError(f"--init-alpha must be a positive number, got {self.init_alpha}")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ConfigError(f"--hidden needs one or more positive layer sizes, got {self.hidden}")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(f"--batch-size ({self.batch_size}) cannot exceed --buffer-size ({self.buffer_size})")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.resume_ckpt is not None and not self.resume:
+            raise ConfigError("--resume-ckpt needs --resume (python Train_Robot6.py --resume --resume-ckpt PATH)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str, int, float, bool, None, list) for checkpoints and config.json."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Inverse of ``to_dict``; keys this version does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a ``Config`` field, e.g. ``batch_size`` -> ``--batch-size``."""
+    f = next(f for f in dataclasses.fields(Config) if f.name == name)
+    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+# Fields that name what is trained or where it is written, rather than how: a checkpoint's value of these
+# is not reported as "changed" on resume.
+RUN_FIELDS = ("episodes", "total_steps", "device", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")

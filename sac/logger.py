@@ -1,0 +1,124 @@
+"""Run logs: TensorBoard events and ``training.csv`` in ``runs/<run>/``, continued seamlessly on resume.
+
+On resume in place, rows of ``training.csv`` past the checkpoint's episode are dropped (they belong to
+progress the checkpoint does not hold) and TensorBoard's writer is opened with a ``purge_step`` so that events
+logged after the checkpoint vanish from the curve. A forked run starts with a copy of its parent's history up
+to the checkpoint, so its curves are complete too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sac.fileio import atomic_write_bytes
+
+CSV_NAME = "training.csv"
+CSV_COLUMNS = ("episode", "global_step", "episode_reward", "episode_length", "success", "final_distance", "sps", "elapsed_s")
+# Columns that measure the wall clock; they differ between two otherwise identical runs.
+WALL_CLOCK_COLUMNS = ("sps", "elapsed_s")
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """Complete rows of a ``training.csv`` (a torn last line from a crash is skipped)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # written partially when the process died
+    rows = []
+    for row in csv.DictReader(lines):
+        if None in row or any(v is None for v in row.values()):
+            continue
+        try:
+            int(row["episode"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        rows.append(row)
+    return rows
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+class RunLogger:
+    """TensorBoard + CSV writer of one run folder.
+
+    ``start_episode``/``start_step``: where the run continues (0/0 for a new run). ``history_from``: the
+    folder of the run this one forks, whose rows and scalars up to the start are copied.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        start_episode: int = 0,
+        start_step: int = 0,
+        history_from: Path | None = None,
+        state: dict[str, Any] | None = None,
+    ):
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when a run starts
+
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.run_dir / CSV_NAME
+        source = Path(history_from) / CSV_NAME if history_from else self.csv_path
+        kept = [r for r in read_csv_rows(source) if int(r["episode"]) < start_episode]
+        atomic_write_bytes(self.csv_path, _csv_text(kept).encode())
+        self._csv = open(self.csv_path, "a", newline="")
+        self._csv_writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        # Every scalar of the episode ending at start_step was logged at that step and is kept; the
+        # purge removes what a killed process logged after its last checkpoint.
+        purge = start_step + 1 if start_step > 0 and history_from is None else None
+        self.tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge)
+        if history_from is not None and start_step > 0:
+            self._copy_scalars(Path(history_from), start_step)
+        self.elapsed_s = float((state or {}).get("elapsed_s", 0.0))
+        self._t0 = time.perf_counter()
+
+    def _copy_scalars(self, parent: Path, up_to_step: int) -> None:
+        from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+        acc = EventAccumulator(str(parent), size_guidance={SCALARS: 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            for event in acc.Scalars(tag):
+                if event.step <= up_to_step:
+                    self.tb.add_scalar(tag, event.value, event.step, walltime=event.wall_time)
+
+    @property
+    def total_elapsed_s(self) -> float:
+        """Seconds of training in this run, earlier sessions included."""
+        return self.elapsed_s + time.perf_counter() - self._t0
+
+    def log_episode(self, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:
+        """Append one ``training.csv`` row and write ``scalars`` to TensorBoard at ``step``."""
+        row = dict(row, elapsed_s=round(self.total_elapsed_s, 3))
+        self._csv_writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        for tag, value in scalars.items():
+            self.tb.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        """Make everything logged so far durable (called before each checkpoint, so logs never lag it)."""
+        self._csv.flush()
+        os.fsync(self._csv.fileno())
+        self.tb.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue these logs."""
+        return {"elapsed_s": self.total_elapsed_s}
+
+    def close(self) -> None:
+        self.flush()
+        self._csv.close()
+        self.tb.close()

@@ -1,0 +1,219 @@
+"""Replay buffer: a preallocated numpy ring of transitions, sampled uniformly into typed batches, and its
+incremental on-disk persistence (``ReplayStore``)."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from sac.fileio import atomic_write_bytes
+
+
+class Batch(NamedTuple):
+    """A minibatch on the training device. obs/next_obs: (B, obs_dim), act: (B, act_dim) in [-1, 1],
+    rew: (B,), terminated: (B,) float (1.0 where the episode truly ended, not on a time-limit truncation)."""
+
+    obs: torch.Tensor
+    act: torch.Tensor
+    rew: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+FIELDS = ("obs", "act", "rew", "next_obs", "terminated")
+
+
+class ReplayBuffer:
+    """Fixed-capacity FIFO of transitions in float32 numpy arrays (allocated lazily by the OS).
+
+    ``count`` is the number of transitions ever added; transition ``i`` lives at index ``i % capacity``, so
+    the write position is ``count % capacity``. Sampling draws indices with the buffer's own
+    ``np.random.Generator`` (``self.rng``), whose state is part of a checkpoint.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, seed: int | None = None, device: torch.device | str = "cpu"):
+        self.capacity = int(capacity)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.act = np.zeros((self.capacity, act_dim), dtype=np.float32)
+        self.rew = np.zeros(self.capacity, dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.count = 0
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    @property
+    def pos(self) -> int:
+        """Index the next transition is written to."""
+        return self.count % self.capacity
+
+    def add(self, obs: np.ndarray, act: np.ndarray, rew: float, next_obs: np.ndarray, terminated: bool) -> None:
+        """Store one transition; ``act`` is the normalised action in [-1, 1]."""
+        i = self.pos
+        self.obs[i] = obs
+        self.act[i] = act
+        self.rew[i] = rew
+        self.next_obs[i] = next_obs
+        self.terminated[i] = terminated
+        self.count += 1
+
+    def sample(self, batch_size: int) -> Batch:
+        """``batch_size`` transitions drawn uniformly with replacement, as tensors on ``self.device``."""
+        idx = self.rng.integers(0, len(self), size=batch_size)
+        arrays = (self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.terminated[idx])
+        return Batch(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
+
+    def transitions(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Copies of transitions ``start`` to ``stop - 1`` (by ``count`` numbering; all still in the ring)."""
+        if not (max(0, self.count - self.capacity) <= start <= stop <= self.count):
+            raise IndexError(f"transitions {start}..{stop} are not all in the buffer (count {self.count})")
+        idx = np.arange(start, stop) % self.capacity
+        return {name: getattr(self, name)[idx] for name in FIELDS}
+
+    def put(self, start: int, data: dict[str, np.ndarray]) -> None:
+        """Write transitions numbered from ``start`` (inverse of ``transitions``); ``count`` is not changed."""
+        n = len(data["rew"])
+        idx = np.arange(start, start + n) % self.capacity
+        for name in FIELDS:
+            getattr(self, name)[idx] = data[name]
+
+
+SEGMENT_RE = re.compile(r"^g(\d+)_(\d+)_(\d+)\.pt$")
+
+
+def segment_name(generation: int, start: int, stop: int) -> str:
+    """File name of the segment holding transitions ``start`` to ``stop - 1`` of a generation."""
+    return f"g{generation:03d}_{start:012d}_{stop:012d}.pt"
+
+
+def list_segments(folder: Path) -> list[tuple[int, int, int, Path]]:
+    """(generation, start, stop, path) of every segment file in ``folder``, sorted."""
+    out = []
+    if Path(folder).is_dir():
+        for f in Path(folder).iterdir():
+            m = SEGMENT_RE.match(f.name)
+            if m:
+                out.append((int(m.group(1)), int(m.group(2)), int(m.group(3)), f))
+    return sorted(out)
+
+
+@dataclass
+class ReplayLoadReport:
+    """How much of a checkpoint's replay window was found on disk."""
+
+    expected: int
+    loaded: int
+    missing_segments: int
+
+    @property
+    def complete(self) -> bool:
+        return self.loaded == self.expected
+
+
+class ReplayStore:
+    """Incremental, append-only persistence of a ``ReplayBuffer`` under ``checkpoints/<run>/replay/``.
+
+    Each ``save`` writes one segment file (atomically) with the transitions added since the previous save,
+    so a per-episode checkpoint costs O(episode), not O(buffer). A checkpoint stores the returned manifest
+    (generation, count, capacity); ``load`` rebuilds the ring exactly as it was at that count from the
+    segments that tile the window [count - capacity, count), ignoring anything written later. A generation
+    starts afresh (one full-window segment) when a run forks into a new folder or when segments were lost.
+    """
+
+    def __init__(self, folder: Path, generation: int = 0, persisted: int = 0):
+        self.folder = Path(folder)
+        self.generation = generation
+        self.persisted = persisted  # transitions 0..persisted-1 of this generation are on disk
+
+    def save(self, buffer: ReplayBuffer) -> dict[str, int]:
+        """Write the transitions added since the last save; returns the manifest for the checkpoint."""
+        start = max(self.persisted, buffer.count - buffer.capacity)
+        if buffer.count > start:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            data = {k: torch.from_numpy(v) for k, v in buffer.transitions(start, buffer.count).items()}
+            blob = io.BytesIO()
+            torch.save(data, blob)
+            atomic_write_bytes(self.folder / segment_name(self.generation, start, buffer.count), blob.getbuffer())
+            self.persisted = buffer.count
+        return {"generation": self.generation, "count": buffer.count, "capacity": buffer.capacity}
+
+    def load(self, buffer: ReplayBuffer, manifest: dict[str, int]) -> ReplayLoadReport:
+        """Fill the empty ``buffer`` with the transitions of ``manifest``; exact when the report is complete.
+
+        Missing or unreadable segments leave gaps: the transitions found are then packed in order from
+        position 0 (so sampling never sees empty slots) and the store moves to a new generation, whose
+        first save writes the whole buffer.
+        """
+        gen, count = int(manifest["generation"]), int(manifest["count"])
+        lo = max(0, count - buffer.capacity)
+        segs = [(s, e, f) for g, s, e, f in list_segments(self.folder) if g == gen and s < count and e > lo and e <= count]
+        chunks: list[tuple[int, dict[str, np.ndarray]]] = []
+        missing, p = 0, lo
+        while p < count:
+            covering = [(e, s, f) for s, e, f in segs if s <= p < e]
+            data = None
+            for e, s, f in sorted(covering, reverse=True):  # the longest segment reaching furthest first
+                data = _read_segment(f)
+                if data is not None:
+                    chunks.append((p, {k: v[p - s : e - s] for k, v in data.items()}))
+                    p = e
+                    break
+            if data is None:
+                missing += 1
+                later = [s for s, _, _ in segs if s > p]
+                p = min(later) if later else count
+        loaded = sum(len(c["rew"]) for _, c in chunks)
+        if loaded == count - lo:
+            for start, chunk in chunks:
+                buffer.put(start, chunk)
+            buffer.count = count
+            self.generation, self.persisted = gen, count
+        else:
+            n = 0
+            for _, chunk in chunks:
+                buffer.put(n, chunk)
+                n += len(chunk["rew"])
+            buffer.count = n
+            self.generation, self.persisted = gen + 1, 0
+        return ReplayLoadReport(expected=count - lo, loaded=loaded, missing_segments=missing)
+
+    def discard_after(self, count: int) -> None:
+        """Delete segments of the current generation reaching past ``count`` (written after a checkpoint
+        that never landed); called when a run continues in place from its checkpoint at ``count``."""
+        for g, _, e, f in list_segments(self.folder):
+            if g == self.generation and e > count:
+                f.unlink(missing_ok=True)
+
+    def prune(self, manifests: list[dict[str, int]]) -> int:
+        """Delete segments no checkpoint in ``manifests`` (those still on disk) needs; returns how many."""
+        keep_from: dict[int, int] = {}
+        for m in manifests:
+            g, lo = int(m["generation"]), max(0, int(m["count"]) - int(m["capacity"]))
+            keep_from[g] = min(keep_from.get(g, lo), lo)
+        keep_from.setdefault(self.generation, max(0, self.persisted))  # segments of the next save
+        deleted = 0
+        for g, _, e, f in list_segments(self.folder):
+            if g not in keep_from or e <= keep_from[g]:
+                f.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
+
+def _read_segment(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        data = torch.load(path, weights_only=True)
+        arrays = {k: data[k].numpy() for k in FIELDS}
+    except Exception:  # missing, truncated or foreign file: treated as a gap
+        return None
+    n = len(arrays["rew"])
+    return arrays if all(len(a) == n for a in arrays.values()) else None
