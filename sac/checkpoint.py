@@ -9,6 +9,7 @@ checkpoints. This module knows nothing of training; it moves dicts between memor
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -59,10 +60,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with open(path, "rb") as f:
-            state = torch.load(f, map_location=map_location, weights_only=True)
+        state = torch.load(str(path), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        found = re.search(r"GLOBAL (\S+)", str(e))
         if found:
             raise CheckpointError(
                 f"{path}: refused to load: it asks to run {found.group(1)}, and a checkpoint may only hold "
@@ -75,7 +75,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         reason = "truncated or corrupt archive" if "zip archive" in str(e) or "central directory" in str(e) else str(e).splitlines()[0]
         raise CheckpointError(f"{path}: unreadable: {reason}") from None
     except OSError as e:
-        raise CheckpointError(f"{path}: unreadable: {e.strerror or e}") from None
+        # PyTorch's zip reader answers EINVAL to an archive cut short.
+        reason = "truncated or corrupt archive" if e.errno == errno.EINVAL else (e.strerror or str(e))
+        raise CheckpointError(f"{path}: unreadable: {reason}") from None
     except Exception as e:  # any other failure of the unpickler on foreign bytes
         raise CheckpointError(f"{path}: unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(state, dict):

@@ -1,0 +1,42 @@
+"""Shared helpers: the CLI run as a real subprocess, and a small fast configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TRAIN = str(ROOT / "Train_Robot6.py")
+# Tiny networks and batches: the tests check behaviour, not learning.
+FAST = ["--hidden", "32", "32", "--batch-size", "32", "--learning-starts", "60", "--buffer-size", "5000"]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("DISPLAY", None)
+    return env
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python Train_Robot6.py ARGS`` in ``cwd``; returns the completed process (text output)."""
+    return subprocess.run(
+        [sys.executable, TRAIN, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """Start ``Train_Robot6.py`` without waiting (for signal tests)."""
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *args], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,99 @@
+"""The SAC update and the agent's state round trip."""
+
+import copy
+
+import pytest
+import torch
+
+from sac.agent import SAC
+from sac.replay import Batch
+
+
+def make_agent(seed=0):
+    torch.manual_seed(seed)
+    return SAC(obs_dim=6, act_dim=2, hidden=[32, 32], lr=1e-3, gamma=0.95, tau=0.005, init_alpha=1.0)
+
+
+def fixed_batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(n, 6, generator=g),
+        act=torch.rand(n, 2, generator=g) * 2 - 1,
+        rew=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, 6, generator=g),
+        terminated=(torch.rand(n, generator=g) < 0.1).float(),
+    )
+
+
+def snapshot(agent):
+    return {k: copy.deepcopy(v) for k, v in agent.state_dict().items() if k not in ("policy_opt", "q_opt", "alpha_opt")}
+
+
+def test_one_update_changes_every_network_and_alpha():
+    agent = make_agent()
+    before = snapshot(agent)
+    metrics = agent.update(fixed_batch())
+    after = snapshot(agent)
+    for key in ("policy", "q1", "q2", "q1_target", "q2_target"):
+        for name, tensor in before[key].items():
+            assert not torch.equal(tensor, after[key][name]), f"{key}.{name} did not change"
+    assert not torch.equal(before["log_alpha"], after["log_alpha"])
+    assert set(metrics) >= {"critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy"}
+    assert all(not v.requires_grad and v.dim() == 0 for v in metrics.values())
+
+
+def test_target_is_polyak_average():
+    agent = make_agent()
+    target_before = [p.clone() for p in agent.critic_target.parameters()]
+    agent.update(fixed_batch())
+    for t0, t1, online in zip(target_before, agent.critic_target.parameters(), agent.critic.parameters(), strict=True):
+        torch.testing.assert_close(t1, t0 + agent.tau * (online - t0))
+
+
+def test_critic_loss_falls_on_a_fixed_batch():
+    agent = make_agent()
+    batch = fixed_batch()
+    losses = [agent.update(batch)["critic_loss"].item() for _ in range(100)]
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
+
+
+def test_alpha_moves_towards_target_entropy():
+    agent = make_agent()
+    batch = fixed_batch()
+    alpha0 = agent.log_alpha.exp().item()
+    for _ in range(5):
+        m = agent.update(batch)
+    # Entropy of a fresh policy (about 2 nats for 2 dims) is above the target -2: alpha must fall.
+    assert m["entropy"].item() > agent.target_entropy
+    assert agent.log_alpha.exp().item() < alpha0
+
+
+def test_state_dict_round_trip_restores_training_exactly():
+    agent = make_agent(0)
+    for i in range(3):
+        agent.update(fixed_batch(seed=i))
+    clone = make_agent(1)  # different initial weights
+    clone.load_state_dict(copy.deepcopy(agent.state_dict()))
+    torch.manual_seed(42)
+    m1 = agent.update(fixed_batch(seed=9))
+    torch.manual_seed(42)
+    m2 = clone.update(fixed_batch(seed=9))
+    for k in m1:
+        assert torch.equal(m1[k], m2[k]), k
+    for p, q in zip(agent.actor.parameters(), clone.actor.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_act_returns_bounded_numpy_action():
+    agent = make_agent()
+    a = agent.act(torch.randn(6).numpy())
+    assert a.shape == (2,) and abs(a).max() <= 1
+    assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_update_runs_on_cuda():
+    torch.manual_seed(0)
+    agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, device="cuda")
+    batch = Batch(*(t.cuda() for t in fixed_batch()))
+    assert agent.update(batch)["critic_loss"].device.type == "cuda"

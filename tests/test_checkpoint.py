@@ -1,0 +1,135 @@
+"""The checkpoint contract: atomic save, validated and safe load, compatibility, resume candidates."""
+
+import json
+import os
+import pickle
+import time
+
+import pytest
+import torch
+
+from sac import checkpoint as ckpt
+from sac.agent import SAC
+from sac.errors import CheckpointError
+
+SIGNATURE = {"env_id": "Robot6Reach-v0", "obs_dim": 18, "act_dim": 6, "action_low": [-1.0] * 6, "action_high": [1.0] * 6}
+
+
+def make_state(episode=3, **meta):
+    torch.manual_seed(0)
+    agent = SAC(18, 6, [16], 1e-3, 0.95, 0.005, 1.0)
+    agent.update_count = 0
+    return {
+        **agent.state_dict(),
+        "global_step": episode * 50,
+        "episode": episode,
+        "best_reward": -1.5,
+        "meta": {"format_version": ckpt.FORMAT_VERSION, **SIGNATURE, "config": {"hidden": [16]}, **meta},
+    }
+
+
+def test_round_trip_is_exact(tmp_path):
+    state = make_state()
+    size = ckpt.save_checkpoint(state, tmp_path / "a.pth", tmp_path / "b.pth")
+    assert size == (tmp_path / "a.pth").stat().st_size == (tmp_path / "b.pth").stat().st_size
+    loaded = ckpt.load_checkpoint(tmp_path / "a.pth")
+    assert set(loaded) == set(state)
+    for key in ("policy", "q1", "q2", "q1_target", "q2_target"):
+        for name, t in state[key].items():
+            assert torch.equal(t, loaded[key][name])
+    assert loaded["policy_opt"]["param_groups"] == state["policy_opt"]["param_groups"]
+    assert loaded["best_reward"] == -1.5 and loaded["episode"] == 3
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "latest.pth"
+    ckpt.save_checkpoint(make_state(episode=1), path)
+    before = path.read_bytes()
+    (tmp_path / "latest.pth.tmp").mkdir()  # the temp file cannot be created: the write fails for real
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint(make_state(episode=2), path)
+    assert path.read_bytes() == before
+    assert ckpt.load_checkpoint(path)["episode"] == 1
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PAYLOAD_RAN",))
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty or truncated"),
+        (os.urandom(4096), "unreadable"),
+        ("truncated", "truncated or corrupt"),
+        ("list", "not a checkpoint"),
+        ("missing", "missing keys"),
+    ],
+)
+def test_bad_files_are_reported_with_path_and_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.pth"
+    if content == "truncated":
+        ckpt.save_checkpoint(make_state(), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif content == "list":
+        torch.save([1, 2, 3], path)
+    elif content == "missing":
+        state = make_state()
+        del state["q_opt"], state["log_alpha"]
+        torch.save(state, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=reason) as e:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(e.value)
+
+
+def test_code_in_a_checkpoint_is_refused_and_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"policy": Payload()}, f, protocol=2)  # protocol 2 is what torch.save writes
+    torch.save({"policy": Payload()}, tmp_path / "evil_zip.pth")
+    for p in (path, tmp_path / "evil_zip.pth"):
+        with pytest.raises(CheckpointError, match="refused"):
+            ckpt.load_checkpoint(p)
+    assert not (tmp_path / "PAYLOAD_RAN").exists()
+
+
+def test_newer_format_is_refused(tmp_path):
+    state = make_state()
+    state["meta"]["format_version"] = ckpt.FORMAT_VERSION + 1
+    torch.save(state, tmp_path / "new.pth")
+    with pytest.raises(CheckpointError, match="newer than this code supports"):
+        ckpt.load_checkpoint(tmp_path / "new.pth")
+
+
+@pytest.mark.parametrize("key, value", [("env_id", "Pendulum-v1"), ("obs_dim", 17), ("act_dim", 7), ("action_high", [2.0] * 6)])
+def test_incompatible_checkpoint_names_both_values(key, value):
+    meta = {**SIGNATURE, key: value}
+    with pytest.raises(CheckpointError) as e:
+        ckpt.check_compatible("x.pth", meta, SIGNATURE)
+    assert repr(value) in str(e.value) and repr(SIGNATURE[key]) in str(e.value)
+
+
+def test_resume_candidates_order(tmp_path):
+    old, new = tmp_path / "sac_20260101-000000", tmp_path / "sac_20260102-000000"
+    for run in (old, new):
+        run.mkdir()
+    for f in ("ckpt_ep_50.pth", "ckpt_ep_100.pth", "latest.pth", "best.pth"):
+        (old / f).write_bytes(b"x")
+    time.sleep(0.01)
+    for f in ("ckpt_ep_50.pth", "ckpt_ep_9.pth", "latest.pth"):
+        (new / f).write_bytes(b"x")
+    names = [str(p.relative_to(tmp_path)) for p in ckpt.find_resume_candidates(tmp_path)]
+    assert names == [
+        f"{new.name}/latest.pth", f"{new.name}/ckpt_ep_50.pth", f"{new.name}/ckpt_ep_9.pth",
+        f"{old.name}/latest.pth", f"{old.name}/ckpt_ep_100.pth", f"{old.name}/ckpt_ep_50.pth",
+    ]
+    # The pointer file goes first, even when it names an older run.
+    ckpt.write_pointer(tmp_path, old.name, old / "latest.pth", 7, 350, "now")
+    assert json.loads((tmp_path / ckpt.POINTER_FILE).read_text())["path"] == f"{old.name}/latest.pth"
+    assert ckpt.find_resume_candidates(tmp_path)[0] == old / "latest.pth"
+    assert ckpt.find_resume_candidates(tmp_path / "nothing") == []

@@ -1,0 +1,200 @@
+"""Train_Robot6.py as a user runs it: real subprocesses, real files, real TensorBoard event files."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+from conftest import FAST, ROOT, run_cli
+from sac import checkpoint as ckpt
+from sac.logger import read_csv_rows
+
+
+def runs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def episodes_in_csv(run_dir: Path) -> list[int]:
+    return [int(r["episode"]) for r in read_csv_rows(run_dir / "training.csv")]
+
+
+def tb_steps(run_dir: Path, tag: str = "episode/reward") -> list[int]:
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    """A finished 4-episode run (checkpoints every 2 episodes), copied by the tests that use it."""
+    folder = tmp_path_factory.mktemp("base")
+    result = run_cli("--episodes", "4", "--ckpt-every", "2", *FAST, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.fixture
+def trained(base_run, tmp_path) -> Path:
+    shutil.copytree(base_run, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_first_run_writes_the_documented_files(trained):
+    (run_dir,) = runs(trained / "checkpoints")
+    assert run_dir.name.startswith("sac_") and len(run_dir.name) == len("sac_YYYYMMDD-HHMMSS")
+    assert {"latest.pth", "best.pth", "ckpt_ep_2.pth", "ckpt_ep_4.pth", "replay"} <= {p.name for p in run_dir.iterdir()}
+    log_dir = trained / "runs" / run_dir.name
+    assert (log_dir / "config.json").is_file() and list(log_dir.glob("events.out.tfevents.*"))
+    header = (log_dir / "training.csv").read_text().splitlines()[0]
+    assert header.startswith("episode,global_step,episode_reward")
+    state = ckpt.load_checkpoint(run_dir / "latest.pth")
+    assert (state["episode"], state["global_step"]) == (4, 200)
+    assert set(ckpt.REQUIRED_KEYS) <= set(state)
+    assert json.loads((trained / "checkpoints" / ckpt.POINTER_FILE).read_text())["episode"] == 4
+
+
+def test_resume_continues_in_the_same_run_dir(trained):
+    result = run_cli("--resume", "--episodes", "7", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = runs(trained / "checkpoints")
+    assert f"[RESUME] Loaded {Path('checkpoints') / run_dir.name / 'latest.pth'}: episode 4, global_step 200" in result.stdout
+    assert len(runs(trained / "runs")) == 1
+    log_dir = trained / "runs" / run_dir.name
+    assert episodes_in_csv(log_dir) == list(range(7))
+    assert tb_steps(log_dir) == [50 * (i + 1) for i in range(7)]  # one unbroken curve
+    assert ckpt.load_checkpoint(run_dir / "latest.pth")["episode"] == 7
+
+
+def test_resume_without_checkpoint_starts_from_scratch(tmp_path):
+    result = run_cli("--resume", "--episodes", "1", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[RESUME] Checkpoint not found, starting from scratch" in result.stdout
+    assert len(runs(tmp_path / "checkpoints")) == 1
+
+
+def test_resuming_an_older_checkpoint_forks_a_new_run(trained):
+    (parent,) = runs(trained / "checkpoints")
+    result = run_cli("--resume", "--resume-ckpt", str(parent / "ckpt_ep_2.pth"), "--episodes", "5", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "continuing in a new run" in result.stdout
+    child = next(r for r in runs(trained / "checkpoints") if r != parent)
+    info = json.loads((trained / "runs" / child.name / "config.json").read_text())
+    assert info["resumed_from"] == str(parent / "ckpt_ep_2.pth")
+    assert episodes_in_csv(trained / "runs" / child.name) == [0, 1, 2, 3, 4]
+    assert tb_steps(trained / "runs" / child.name) == [50, 100, 150, 200, 250]
+    assert episodes_in_csv(trained / "runs" / parent.name) == [0, 1, 2, 3]  # history kept
+    assert ckpt.load_checkpoint(child / "latest.pth")["replay"]["count"] == 250
+
+
+def test_resume_ckpt_best_is_accepted(trained):
+    (run_dir,) = runs(trained / "checkpoints")
+    best = ckpt.load_checkpoint(run_dir / "best.pth")
+    result = run_cli("--resume", "--resume-ckpt", str(run_dir / "best.pth"), "--episodes", "6", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert f"episode {best['episode']}, global_step {best['global_step']}" in result.stdout
+
+
+def test_corrupt_latest_falls_back_to_the_next_valid_checkpoint(trained):
+    (run_dir,) = runs(trained / "checkpoints")
+    (run_dir / "latest.pth").write_bytes(b"\0" * 100)
+    result = run_cli("--resume", "--episodes", "5", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "Skipping" in result.stdout and "latest.pth" in result.stdout
+    assert "ckpt_ep_4.pth: episode 4, global_step 200" in result.stdout
+    assert episodes_in_csv(trained / "runs" / run_dir.name) == [0, 1, 2, 3, 4]
+
+
+def test_changed_hyperparameter_is_reported_and_used(trained):
+    result = run_cli("--resume", "--episodes", "5", "--lr", "0.0005", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "--lr 0.0005 differs from the checkpoint's 0.001: using 0.0005" in result.stdout
+    (run_dir,) = runs(trained / "checkpoints")
+    state = ckpt.load_checkpoint(run_dir / "latest.pth")
+    assert state["meta"]["config"]["lr"] == 0.0005 and state["meta"]["config"]["hidden"] == [32, 32]
+
+
+def write_bad(folder: Path) -> str:
+    (folder / "bad.pth").write_bytes(b"not a checkpoint at all")
+    return "bad.pth"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "NoSuchEnv-v0"], "--env NoSuchEnv-v0: cannot make this environment"),
+        (["--env", "CartPole-v1"], "SAC here needs flat Box observation and action spaces"),
+        (["--resume", "--resume-ckpt", "missing.pth"], "missing.pth: no such checkpoint file"),
+        (["--resume", "--resume-ckpt", "BAD"], "bad.pth: unreadable"),
+        (["--resume", "--env", "Pendulum-v1"], "checkpoint env id is 'Robot6Reach-v0' but --env is 'Pendulum-v1'"),
+        (["--resume", "--episodes", "4"], "--episodes 4 is not above the 4 episodes already done"),
+        (["--resume", "--episodes", "9", "--hidden", "64"], "--hidden 64 differs from the checkpoint's 32 32"),
+        (["--resume-ckpt", "x.pth"], "--resume-ckpt needs --resume"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--episodes", "0"], "--episodes must be a positive integer"),
+        (["--episodes", "5", "--total-steps", "100"], "give only one"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(trained, args, message):
+    args = [write_bad(trained) if a == "BAD" else a for a in args]
+    result = run_cli(*args, cwd=trained)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_incompatible_dims_name_both_values(trained):
+    (run_dir,) = runs(trained / "checkpoints")
+    state = ckpt.load_checkpoint(run_dir / "latest.pth")
+    state["meta"]["obs_dim"] = 17
+    ckpt.save_checkpoint(state, trained / "odd.pth")
+    result = run_cli("--resume", "--resume-ckpt", "odd.pth", "--episodes", "9", cwd=trained)
+    assert result.returncode == 2
+    assert "obs_dim is 17 but the current run has 18" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device exists")
+def test_cuda_without_gpu_is_a_clear_error(tmp_path):
+    result = run_cli("--device", "cuda", "--episodes", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_pendulum_trains_and_resumes(tmp_path):
+    result = run_cli("--env", "Pendulum-v1", "--episodes", "2", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("--resume", "--episodes", "3", cwd=tmp_path)  # the env comes from the checkpoint
+    assert result.returncode == 0, result.stderr
+    (log_dir,) = runs(tmp_path / "runs")
+    rows = read_csv_rows(log_dir / "training.csv")
+    assert [int(r["global_step"]) for r in rows] == [200, 400, 600]
+    assert rows[0]["success"] == ""
+
+
+def test_step_cadence_total_steps_and_keep_last(tmp_path):
+    result = run_cli("--total-steps", "400", "--save-every-steps", "120", "--keep-last", "2", "--ckpt-every", "5", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = runs(tmp_path / "checkpoints")
+    state = ckpt.load_checkpoint(run_dir / "latest.pth")
+    assert (state["episode"], state["global_step"]) == (8, 400)
+    # ckpt_step_150/300/400 (first episode ends past 120/240/360) and ckpt_ep_5 were written; 2 are kept.
+    periodic = sorted(p.name for p in run_dir.glob("ckpt_*.pth"))
+    assert periodic == ["ckpt_step_300.pth", "ckpt_step_400.pth"]
+    assert {"latest.pth", "best.pth"} <= {p.name for p in run_dir.iterdir()}
+    result = run_cli("--resume", "--total-steps", "500", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ckpt.load_checkpoint(run_dir / "latest.pth")["global_step"] == 500
+
+
+def test_help_explains_every_flag():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "Train_Robot6.py"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--env", "--episodes", "--total-steps", "--seed", "--device", "--resume", "--resume-ckpt",
+                 "--checkpoint-dir", "--log-dir", "--ckpt-every", "--save-every-steps", "--keep-last", "--lr",
+                 "--gamma", "--tau", "--batch-size", "--buffer-size", "--learning-starts", "--hidden"):
+        assert flag in out.stdout

@@ -1,0 +1,99 @@
+"""Replay ring buffer and its incremental persistence."""
+
+import numpy as np
+import pytest
+import torch
+
+from sac.replay import ReplayBuffer, ReplayStore, list_segments
+
+
+def fill(buf, n, start=0):
+    for i in range(start, start + n):
+        buf.add(np.full(3, i, np.float32), np.full(2, -i, np.float32), float(i), np.full(3, i + 1, np.float32), i % 7 == 0)
+
+
+def arrays(buf):
+    return [buf.obs, buf.act, buf.rew, buf.next_obs, buf.terminated]
+
+
+def test_ring_overwrites_oldest_and_samples_typed_batches():
+    buf = ReplayBuffer(10, 3, 2, seed=0)
+    fill(buf, 25)
+    assert len(buf) == 10 and buf.count == 25 and buf.pos == 5
+    assert sorted(buf.rew.tolist()) == list(range(15, 25))
+    batch = buf.sample(64)
+    assert batch.obs.shape == (64, 3) and batch.act.shape == (64, 2) and batch.rew.shape == (64,)
+    assert batch.obs.dtype == torch.float32
+    torch.testing.assert_close(batch.next_obs, batch.obs + 1)  # rows stay aligned across fields
+    assert set(batch.terminated.tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("capacity", [1000, 64])  # without and with wrap-around
+def test_store_rebuilds_the_ring_byte_identical(tmp_path, capacity):
+    buf = ReplayBuffer(capacity, 3, 2, seed=0)
+    store = ReplayStore(tmp_path)
+    manifest = None
+    for episode in range(8):
+        fill(buf, 50, start=buf.count)
+        manifest = store.save(buf)
+        if episode == 5:
+            saved = [a.copy() for a in arrays(buf)]
+            saved_manifest, saved_count = manifest, buf.count
+    assert len(list_segments(tmp_path)) == 8  # one small segment per save
+    restored = ReplayBuffer(capacity, 3, 2)
+    report = ReplayStore(tmp_path).load(restored, saved_manifest)  # later segments exist and are ignored
+    assert report.complete and report.loaded == min(capacity, saved_count)
+    assert restored.count == saved_count
+    for a, b in zip(saved, arrays(restored), strict=True):
+        assert a.tobytes() == b.tobytes()
+    restored_last = ReplayBuffer(capacity, 3, 2)
+    ReplayStore(tmp_path).load(restored_last, manifest)
+    for a, b in zip(arrays(buf), arrays(restored_last), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_missing_segment_loads_the_rest_and_starts_a_new_generation(tmp_path):
+    buf = ReplayBuffer(1000, 3, 2)
+    store = ReplayStore(tmp_path)
+    for _ in range(4):
+        fill(buf, 50, start=buf.count)
+        manifest = store.save(buf)
+    list_segments(tmp_path)[1][3].unlink()
+    restored = ReplayBuffer(1000, 3, 2)
+    loader = ReplayStore(tmp_path)
+    report = loader.load(restored, manifest)
+    assert (report.expected, report.loaded, report.missing_segments) == (200, 150, 1)
+    assert restored.count == 150
+    assert sorted(restored.rew[:150].tolist()) == [*range(50), *range(100, 200)]
+    assert loader.generation == 1
+    m2 = loader.save(restored)  # the new generation starts with the whole buffer in one segment
+    again = ReplayBuffer(1000, 3, 2)
+    assert ReplayStore(tmp_path).load(again, m2).complete
+    assert again.rew.tobytes() == restored.rew.tobytes()
+
+
+def test_corrupt_segment_counts_as_missing(tmp_path):
+    buf = ReplayBuffer(100, 3, 2)
+    store = ReplayStore(tmp_path)
+    fill(buf, 30)
+    manifest = store.save(buf)
+    list_segments(tmp_path)[0][3].write_bytes(b"\0" * 10)
+    report = ReplayStore(tmp_path).load(ReplayBuffer(100, 3, 2), manifest)
+    assert report.loaded == 0 and report.missing_segments == 1
+
+
+def test_discard_after_and_prune(tmp_path):
+    buf = ReplayBuffer(100, 3, 2)
+    store = ReplayStore(tmp_path)
+    manifests = []
+    for _ in range(6):
+        fill(buf, 40, start=buf.count)
+        manifests.append(store.save(buf))
+    store.discard_after(200)
+    assert max(stop for _, _, stop, _ in list_segments(tmp_path)) == 200
+    # Only the checkpoint at count 200 remains: its window is [100, 200), so segments ending by 100 go.
+    store.persisted = 200
+    deleted = store.prune([manifests[4]])
+    assert deleted == 2
+    assert [(s, e) for _, s, e, _ in list_segments(tmp_path)] == [(80, 120), (120, 160), (160, 200)]
+    assert ReplayStore(tmp_path).load(ReplayBuffer(100, 3, 2), manifests[4]).complete
