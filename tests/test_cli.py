@@ -174,14 +174,14 @@ def test_pendulum_trains_and_resumes(tmp_path):
 
 
 def test_step_cadence_total_steps_and_keep_last(tmp_path):
-    result = run_cli("--total-steps", "400", "--save-every-steps", "120", "--keep-last", "2", "--ckpt-every", "5", *FAST, cwd=tmp_path)
+    result = run_cli("--total-steps", "400", "--save-every-steps", "120", "--keep-last", "2", "--ckpt-every", "7", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run_dir,) = runs(tmp_path / "checkpoints")
     state = ckpt.load_checkpoint(run_dir / "latest.pth")
     assert (state["episode"], state["global_step"]) == (8, 400)
-    # ckpt_step_150/300/400 (first episode ends past 120/240/360) and ckpt_ep_5 were written; 2 are kept.
+    # ckpt_step_150/250/400 (first episode ends past 120/240/360) and ckpt_ep_7 were written; 2 are kept.
     periodic = sorted(p.name for p in run_dir.glob("ckpt_*.pth"))
-    assert periodic == ["ckpt_step_300.pth", "ckpt_step_400.pth"]
+    assert periodic == ["ckpt_ep_7.pth", "ckpt_step_400.pth"]
     assert {"latest.pth", "best.pth"} <= {p.name for p in run_dir.iterdir()}
     result = run_cli("--resume", "--total-steps", "500", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
