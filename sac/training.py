@@ -528,7 +528,7 @@ class Trainer:
             ckpt.write_pointer(Path(config.checkpoint_dir), self.run_name, self.run_dir / "latest.pth", self.episode, self.global_step, saved_at)
         except OSError as e:
             tqdm.write(f"WARNING: could not save the checkpoint of episode {self.episode} in {self.run_dir} ({e}); "
-                       f"the previous checkpoint stays valid and training goes on")
+                       f"the previous checkpoint stays valid and training goes on", file=sys.stderr)
             return
         self.last_path = self.run_dir / "latest.pth"
         for n in names:

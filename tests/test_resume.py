@@ -1,0 +1,150 @@
+"""Exact resume: a run stopped by SIGTERM or killed by SIGKILL, then resumed, equals an uninterrupted run.
+
+Also: SIGINT finishes the episode and saves; a second signal exits at once; a failing disk keeps the last
+good checkpoint while training goes on.
+"""
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, TRAIN, cli_env, run_cli, start_cli
+from sac import checkpoint as ckpt
+from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
+
+EPISODES = 30
+EXACT_KEYS = ("policy", "q1", "q2", "q1_target", "q2_target", "policy_opt", "q_opt", "alpha_opt", "log_alpha",
+              "global_step", "episode", "best_reward", "rng", "replay")
+
+
+def flatten(x, prefix=""):
+    """(path, leaf) pairs of a nested checkpoint value."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from flatten(v, f"{prefix}/{k}")
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield from flatten(v, f"{prefix}/{i}")
+    else:
+        yield prefix, x
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    fa = dict(flatten({k: a[k] for k in EXACT_KEYS}))
+    fb = dict(flatten({k: b[k] for k in EXACT_KEYS}))
+    assert fa.keys() == fb.keys()
+    for key, va in fa.items():
+        vb = fb[key]
+        same = torch.equal(va, vb) if isinstance(va, torch.Tensor) else va == vb
+        assert same, f"{key} differs"
+
+
+def csv_without_wall_clock(folder: Path) -> list[dict]:
+    (log_dir,) = [p for p in (folder / "runs").iterdir() if p.is_dir()]
+    rows = read_csv_rows(log_dir / "training.csv")
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in rows]
+
+
+def latest(folder: Path) -> dict:
+    (run_dir,) = [p for p in (folder / "checkpoints").iterdir() if p.is_dir()]
+    return ckpt.load_checkpoint(run_dir / "latest.pth")
+
+
+def wait_for_checkpoint(folder: Path, min_episode: int, proc: subprocess.Popen, timeout: float = 60) -> int:
+    """Poll latest_checkpoint.json until it reports at least ``min_episode``; returns that episode."""
+    pointer = folder / "checkpoints" / ckpt.POINTER_FILE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            episode = json.loads(pointer.read_text())["episode"]
+        except (OSError, ValueError, KeyError):
+            episode = -1
+        if episode >= min_episode:
+            return episode
+        time.sleep(0.005)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("straight")
+    result = run_cli("--episodes", str(EPISODES), *FAST, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig):
+    proc = start_cli("--episodes", str(EPISODES), *FAST, cwd=tmp_path)
+    wait_for_checkpoint(tmp_path, 3, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 0, err
+        assert "resume with: python Train_Robot6.py --resume" in out
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    stopped_at = latest(tmp_path)["episode"]
+    assert 3 <= stopped_at < EPISODES, "the signal came too late to test anything"
+    result = run_cli("--resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"episode {stopped_at}," in result.stdout
+    assert_same_state(latest(straight), latest(tmp_path))
+    assert csv_without_wall_clock(straight) == csv_without_wall_clock(tmp_path)
+
+
+def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):
+    proc = start_cli("--episodes", "1000", *FAST, cwd=tmp_path)
+    wait_for_checkpoint(tmp_path, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    state = latest(tmp_path)
+    line = [ln for ln in out.splitlines() if ln.startswith("Saved ")][-1]
+    assert line.endswith(f"at episode {state['episode']}; resume with: python Train_Robot6.py --resume")
+    assert state["global_step"] == 50 * state["episode"]  # stopped at an episode end, nothing half-done
+    assert len(read_csv_rows(next((tmp_path / "runs").iterdir()) / "training.csv")) == state["episode"]
+
+
+def test_second_signal_exits_at_once_leaving_a_valid_checkpoint(tmp_path):
+    # Large networks make each episode slow, so that the second signal lands mid-episode.
+    proc = start_cli("--episodes", "1000", "--hidden", "512", "512", "--learning-starts", "50", "--batch-size", "256", cwd=tmp_path)
+    wait_for_checkpoint(tmp_path, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert "Second signal" in err
+    assert latest(tmp_path)["episode"] >= 2  # still loadable
+
+
+def _limit_file_size() -> None:
+    # Any file write beyond 64 KiB fails with EFBIG ("File too large"), as on a full disk or quota.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_failed_saves_keep_the_last_checkpoint_and_training_goes_on(tmp_path):
+    assert run_cli("--episodes", "2", *FAST, cwd=tmp_path).returncode == 0
+    before = latest(tmp_path)
+    # Checkpoints of 32x32 networks are > 64 KiB, logs and replay segments stay below.
+    proc = subprocess.run(
+        [sys.executable, TRAIN, "--resume", "--episodes", "5"], cwd=tmp_path, env=cli_env(),
+        capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("WARNING: could not save the checkpoint") == 3
+    assert "File too large" in proc.stderr
+    assert latest(tmp_path)["episode"] == before["episode"] == 2
+    rows = read_csv_rows(next((tmp_path / "runs").iterdir()) / "training.csv")
+    assert [int(r["episode"]) for r in rows] == [0, 1, 2, 3, 4]  # training went on
+    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
