@@ -39,7 +39,7 @@ class Config:
     buffer_size: int = _opt(1_000_000, "replay buffer capacity in transitions")
     learning_starts: int = _opt(1000, "env steps of uniformly random actions before learning starts")
     hidden: list[int] = _opt([256, 256], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
-    init_alpha: float = _opt(1.0, "initial entropy temperature (tuned automatically towards entropy -act_dim)")
+    init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
     ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
