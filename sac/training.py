@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import platform
 import random
 import signal
@@ -137,6 +138,31 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def lock_run_dir(run_dir: Path) -> Any:
+    """Hold an exclusive lock on ``run_dir`` for this process's lifetime (released by the OS even on kill -9).
+
+    Two processes training the same run would interleave their checkpoints and logs; the second one gets a
+    ``ConfigError`` instead. No-op where ``fcntl`` does not exist (Windows).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    f = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        owner = f.read().strip() or "?"
+        f.close()
+        raise ConfigError(f"{run_dir} is being trained by another process (pid {owner}); stop it or wait for it to finish") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def _versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -251,8 +277,6 @@ class _StopRequest:
             # The last checkpoint on disk is complete: saves are atomic, so leaving mid-save is safe.
             sys.stderr.write("\nSecond signal: exiting now; the last saved checkpoint is intact.\n")
             sys.stderr.flush()
-            import os
-
             os._exit(128 + signum)
         self.requested = True
         sys.stderr.write(
@@ -324,6 +348,9 @@ class Trainer:
         self.run_dir = Path(config.checkpoint_dir) / self.run_name
         self.log_dir = Path(config.log_dir) / self.run_name
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_run_dir(self.run_dir)
+        for stale in [*self.run_dir.glob("*.tmp"), *self.run_dir.glob("replay/*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a process killed in the middle of a save
         self.store = ReplayStore(self.run_dir / "replay")
         # Replay manifests of the checkpoints on disk in this run, by file name (to prune unused segments).
         self.manifests: dict[str, dict[str, int]] = {}

@@ -104,6 +104,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
 def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):
     proc = start_cli("--episodes", "1000", *FAST, cwd=tmp_path)
     wait_for_checkpoint(tmp_path, 1, proc)
+    second = run_cli("--resume", cwd=tmp_path)  # the same run, while the first process trains it
+    assert second.returncode == 2 and f"is being trained by another process (pid {proc.pid})" in second.stderr
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
