@@ -120,32 +120,52 @@ class ReplayLoadReport:
         return self.loaded == self.expected
 
 
+MERGE_EVERY = 64  # small segments written before they are merged into one
+
+
 class ReplayStore:
     """Incremental, append-only persistence of a ``ReplayBuffer`` under ``checkpoints/<run>/replay/``.
 
     Each ``save`` writes one segment file (atomically) with the transitions added since the previous save,
-    so a per-episode checkpoint costs O(episode), not O(buffer). A checkpoint stores the returned manifest
-    (generation, count, capacity); ``load`` rebuilds the ring exactly as it was at that count from the
-    segments that tile the window [count - capacity, count), ignoring anything written later. A generation
-    starts afresh (one full-window segment) when a run forks into a new folder or when segments were lost.
+    so a per-episode checkpoint costs O(episode), not O(buffer). Every ``MERGE_EVERY`` saves, the segment
+    written instead spans everything since the previous merge (read from the ring in memory), which keeps
+    the folder small and resumes fast; ``prune`` later deletes the small segments it covers.
+
+    A checkpoint stores the returned manifest (generation, count, capacity). ``load`` rebuilds the ring
+    exactly as it was at that count from segments covering the window [count - capacity, count); data past
+    the count (written after the checkpoint) is never used. A generation starts afresh (one full-window
+    segment) when a run forks into a new folder or when segments were lost.
     """
 
     def __init__(self, folder: Path, generation: int = 0, persisted: int = 0):
         self.folder = Path(folder)
         self.generation = generation
-        self.persisted = persisted  # transitions 0..persisted-1 of this generation are on disk
+        self.persisted = persisted  # transitions before this number are on disk (this generation)
+        self._merge_from = persisted  # where the small segments since the last merge start
+        self._small = 0
+        self.needs_prune = False
 
     def save(self, buffer: ReplayBuffer) -> dict[str, int]:
         """Write the transitions added since the last save; returns the manifest for the checkpoint."""
-        start = max(self.persisted, buffer.count - buffer.capacity)
+        lo = max(0, buffer.count - buffer.capacity)
+        start = max(self.persisted, lo)
         if buffer.count > start:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            data = {k: torch.from_numpy(v) for k, v in buffer.transitions(start, buffer.count).items()}
-            blob = io.BytesIO()
-            torch.save(data, blob)
-            atomic_write_bytes(self.folder / segment_name(self.generation, start, buffer.count), blob.getbuffer())
+            if self._small + 1 >= MERGE_EVERY and max(self._merge_from, lo) < start:
+                start = max(self._merge_from, lo)
+                self._merge_from, self._small = buffer.count, 0
+                self.needs_prune = True  # once the checkpoint lands, the merged small segments can go
+            else:
+                self._small += 1
+            self._write(start, buffer.transitions(start, buffer.count))
             self.persisted = buffer.count
         return {"generation": self.generation, "count": buffer.count, "capacity": buffer.capacity}
+
+    def _write(self, start: int, data: dict[str, np.ndarray]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        blob = io.BytesIO()
+        torch.save({k: torch.from_numpy(v) for k, v in data.items()}, blob)
+        stop = start + len(data["rew"])
+        atomic_write_bytes(self.folder / segment_name(self.generation, start, stop), blob.getbuffer())
 
     def load(self, buffer: ReplayBuffer, manifest: dict[str, int]) -> ReplayLoadReport:
         """Fill the empty ``buffer`` with the transitions of ``manifest``; exact when the report is complete.
@@ -156,19 +176,19 @@ class ReplayStore:
         """
         gen, count = int(manifest["generation"]), int(manifest["count"])
         lo = max(0, count - buffer.capacity)
-        segs = [(s, e, f) for g, s, e, f in list_segments(self.folder) if g == gen and s < count and e > lo and e <= count]
+        segs = [(s, e, f) for g, s, e, f in list_segments(self.folder) if g == gen and s < count and e > lo]
         chunks: list[tuple[int, dict[str, np.ndarray]]] = []
         missing, p = 0, lo
         while p < count:
-            covering = [(e, s, f) for s, e, f in segs if s <= p < e]
-            data = None
-            for e, s, f in sorted(covering, reverse=True):  # the longest segment reaching furthest first
+            # Of the segments holding transition p, the one reaching furthest (up to the count) first.
+            covering = sorted(((min(e, count), s, f) for s, e, f in segs if s <= p < e), key=lambda c: c[0], reverse=True)
+            for reach, s, f in covering:
                 data = _read_segment(f)
-                if data is not None:
-                    chunks.append((p, {k: v[p - s : e - s] for k, v in data.items()}))
-                    p = e
+                if data is not None and len(data["rew"]) >= reach - s:
+                    chunks.append((p, {k: v[p - s : reach - s] for k, v in data.items()}))
+                    p = reach
                     break
-            if data is None:
+            else:
                 missing += 1
                 later = [s for s, _, _ in segs if s > p]
                 p = min(later) if later else count
@@ -177,35 +197,48 @@ class ReplayStore:
             for start, chunk in chunks:
                 buffer.put(start, chunk)
             buffer.count = count
-            self.generation, self.persisted = gen, count
+            self.generation = gen
+            self.persisted = self._merge_from = count
         else:
             n = 0
             for _, chunk in chunks:
                 buffer.put(n, chunk)
                 n += len(chunk["rew"])
             buffer.count = n
-            self.generation, self.persisted = gen + 1, 0
+            self.generation, self.persisted, self._merge_from = gen + 1, 0, 0
+        self._small = 0
         return ReplayLoadReport(expected=count - lo, loaded=loaded, missing_segments=missing)
 
     def discard_after(self, count: int) -> None:
-        """Delete segments of the current generation reaching past ``count`` (written after a checkpoint
-        that never landed); called when a run continues in place from its checkpoint at ``count``."""
-        for g, _, e, f in list_segments(self.folder):
-            if g == self.generation and e > count:
-                f.unlink(missing_ok=True)
+        """Drop what the current generation holds past ``count``: written after a checkpoint that never
+        landed, it would disagree with the continuation. Called when a run continues in place from the
+        checkpoint at ``count``; a segment straddling ``count`` is cut to end there."""
+        for g, s, e, f in list_segments(self.folder):
+            if g != self.generation or e <= count:
+                continue
+            if s < count:
+                data = _read_segment(f)
+                if data is not None:
+                    self._write(s, {k: v[: count - s] for k, v in data.items()})
+            f.unlink(missing_ok=True)
 
     def prune(self, manifests: list[dict[str, int]]) -> int:
-        """Delete segments no checkpoint in ``manifests`` (those still on disk) needs; returns how many."""
+        """Delete segments no checkpoint in ``manifests`` (those still on disk) needs: those before every
+        checkpoint's window, those of generations no checkpoint uses, and those inside a larger segment.
+        Returns how many were deleted."""
         keep_from: dict[int, int] = {}
         for m in manifests:
             g, lo = int(m["generation"]), max(0, int(m["count"]) - int(m["capacity"]))
             keep_from[g] = min(keep_from.get(g, lo), lo)
-        keep_from.setdefault(self.generation, max(0, self.persisted))  # segments of the next save
-        deleted = 0
-        for g, _, e, f in list_segments(self.folder):
-            if g not in keep_from or e <= keep_from[g]:
+        keep_from.setdefault(self.generation, self.persisted)  # the next save continues this generation
+        deleted, reach = 0, (-1, -1)  # (generation, furthest stop) of the segments seen so far
+        for g, s, e, f in sorted(list_segments(self.folder), key=lambda x: (x[0], x[1], -x[2])):
+            covered = reach[0] == g and e <= reach[1]  # an earlier-starting segment already holds it all
+            reach = (g, max(e, reach[1]) if reach[0] == g else e)
+            if g not in keep_from or e <= keep_from[g] or covered:
                 f.unlink(missing_ok=True)
                 deleted += 1
+        self.needs_prune = False
         return deleted
 
 

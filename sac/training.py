@@ -560,7 +560,7 @@ class Trainer:
         self.last_path = self.run_dir / "latest.pth"
         for n in names:
             self.manifests[n] = manifest
-        if periodic:
+        if periodic or self.store.needs_prune:
             self._housekeeping()
 
     def _housekeeping(self) -> None:

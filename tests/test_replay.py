@@ -97,3 +97,39 @@ def test_discard_after_and_prune(tmp_path):
     assert deleted == 2
     assert [(s, e) for _, s, e, _ in list_segments(tmp_path)] == [(80, 120), (120, 160), (160, 200)]
     assert ReplayStore(tmp_path).load(ReplayBuffer(100, 3, 2), manifests[4]).complete
+
+
+def test_small_segments_are_merged_and_every_checkpoint_still_loads(tmp_path):
+    from sac.replay import MERGE_EVERY
+
+    buf = ReplayBuffer(10_000, 3, 2)
+    store = ReplayStore(tmp_path)
+    manifests, snapshots = [], {}
+    for i in range(MERGE_EVERY * 2 + 5):
+        fill(buf, 10, start=buf.count)
+        manifests.append(store.save(buf))
+        if i in (3, MERGE_EVERY + 1):
+            snapshots[i] = buf.rew.copy()
+    assert len(list_segments(tmp_path)) == MERGE_EVERY * 2 + 5
+    store.prune(manifests)
+    assert [(s, e) for _, s, e, _ in list_segments(tmp_path)][:2] == [(0, MERGE_EVERY * 10), (MERGE_EVERY * 10, MERGE_EVERY * 20)]
+    assert len(list_segments(tmp_path)) == 2 + 5
+    for i, rew in snapshots.items():  # older checkpoints read the prefix of a merged segment
+        restored = ReplayBuffer(10_000, 3, 2)
+        assert ReplayStore(tmp_path).load(restored, manifests[i]).complete
+        assert restored.rew.tobytes() == rew.tobytes()
+    restored = ReplayBuffer(10_000, 3, 2)
+    assert ReplayStore(tmp_path).load(restored, manifests[-1]).complete
+    assert restored.rew.tobytes() == buf.rew.tobytes()
+
+
+def test_discard_after_cuts_a_segment_straddling_the_checkpoint(tmp_path):
+    buf = ReplayBuffer(1000, 3, 2)
+    store = ReplayStore(tmp_path)
+    fill(buf, 100)
+    store.save(buf)  # one segment [0, 100); the checkpoint that landed had count 60
+    store.discard_after(60)
+    assert [(s, e) for _, s, e, _ in list_segments(tmp_path)] == [(0, 60)]
+    restored = ReplayBuffer(1000, 3, 2)
+    assert ReplayStore(tmp_path).load(restored, {"generation": 0, "count": 60, "capacity": 1000}).complete
+    assert restored.rew[:60].tolist() == list(range(60)) and restored.count == 60

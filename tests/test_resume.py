@@ -117,16 +117,17 @@ def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):
 
 
 def test_second_signal_exits_at_once_leaving_a_valid_checkpoint(tmp_path):
-    # Large networks make each episode slow, so that the second signal lands mid-episode.
-    proc = start_cli("--episodes", "1000", "--hidden", "512", "512", "--learning-starts", "50", "--batch-size", "256", cwd=tmp_path)
-    wait_for_checkpoint(tmp_path, 2, proc)
+    # Large networks make each episode slow once updates run (from step 256), so that the second signal
+    # lands mid-episode.
+    proc = start_cli("--episodes", "1000", "--hidden", "512", "512", "--learning-starts", "0", "--batch-size", "256", cwd=tmp_path)
+    wait_for_checkpoint(tmp_path, 6, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGINT
     assert "Second signal" in err
-    assert latest(tmp_path)["episode"] >= 2  # still loadable
+    assert latest(tmp_path)["episode"] >= 6  # still loadable
 
 
 def _limit_file_size() -> None:
