@@ -439,9 +439,9 @@ class Trainer:
             desc=self.run_name,
         )
         recent_success: deque[float] = deque(maxlen=SUCCESS_WINDOW)
-        stop = _StopRequest()
-        try:
-            with stop:
+        # The handlers stay installed until the logs are closed: a second signal always means "quit now".
+        with _StopRequest() as stop:
+            try:
                 if self.manifests:
                     self.store.prune(list(self.manifests.values()))
                 while not self._finished() and not stop.requested:
@@ -455,11 +455,11 @@ class Trainer:
                     if recent_success:
                         postfix["success"] = f"{np.mean(recent_success):.0%}"
                     bar.set_postfix(postfix, refresh=False)
-        finally:
-            bar.close()
-            self.logger.close()
-        if stop.requested and self.last_path is not None:
-            print(f"Saved {self.last_path} at episode {self.episode}; resume with: python Train_Robot6.py --resume")
+            finally:
+                bar.close()
+                self.logger.close()
+            if stop.requested and self.last_path is not None:
+                print(f"Saved {self.last_path} at episode {self.episode}; resume with: python Train_Robot6.py --resume")
         return TrainResult(
             self.run_name, self.run_dir, self.log_dir, self.episode, self.global_step, self.last_path, stop.requested
         )

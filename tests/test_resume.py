@@ -121,6 +121,7 @@ def test_second_signal_exits_at_once_leaving_a_valid_checkpoint(tmp_path):
     # lands mid-episode.
     proc = start_cli("--episodes", "1000", "--hidden", "512", "512", "--learning-starts", "0", "--batch-size", "256", cwd=tmp_path)
     wait_for_checkpoint(tmp_path, 6, proc)
+    time.sleep(0.1)  # into the next episode (each takes about a second here)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
