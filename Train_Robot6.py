@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except Robot6Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C before training started (once it runs, the trainer handles signals)
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -289,21 +289,23 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
     """Run (or resume) training as ``config`` says; returns where the run's files are.
 
     ``given``: names of the ``Config`` fields set explicitly on the command line. On resume the checkpoint's
-    config is used for every other field; None means every field was given. Raises ``Robot6Error`` for
-    anything the user can fix.
+    config is used for every other field; None means the fields that differ from ``Config()``'s defaults.
+    Raises ``Robot6Error`` for anything the user can fix.
     """
     config.validate()
-    given = {f.name for f in dataclasses.fields(Config)} if given is None else set(given)
+    if given is None:
+        defaults = Config()
+        given = {f.name for f in dataclasses.fields(Config) if getattr(config, f.name) != getattr(defaults, f.name)}
+    given = set(given)
     if {"episodes", "total_steps"} <= given and config.total_steps is not None:
         raise ConfigError("--episodes and --total-steps both set the length of the run: give only one")
-    if "episodes" in given:
-        config.total_steps = None
     resume = find_resume(config, given) if config.resume else None
     if resume is not None:
         config = merge_resume_config(config, given, resume.state["meta"].get("config", {}), resume.path)
-        if "episodes" in given:
-            config.total_steps = None
         config.validate()
+    if "episodes" in given:  # --episodes given now replaces a --total-steps of the checkpoint
+        config = dataclasses.replace(config, total_steps=None)
+    if resume is not None:
         done_ep, done_steps = resume.state["episode"], resume.state["global_step"]
         if config.total_steps is not None and config.total_steps <= done_steps:
             raise ConfigError(
