@@ -64,7 +64,7 @@ class Robot6ReachEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
 
-    def __init__(self, render_mode: str | None = None, width: int = 320, height: int = 240):
+    def __init__(self, render_mode: str | None = None, width: int = 480, height: int = 360):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.render_mode = render_mode
@@ -96,7 +96,8 @@ class Robot6ReachEnv(gym.Env):
         sim.setCollisionFilterPair(self._robot, self._plane, -1, -1, 0)
         self._joints = JOINT_INDICES.tolist()
         self._forces = [sim.getJointInfo(self._robot, j)[10] for j in self._joints]
-        marker = sim.createVisualShape(pybullet.GEOM_SPHERE, radius=SUCCESS_DISTANCE / 2, rgbaColor=[0.1, 0.8, 0.1, 0.6])
+        # The goal marker is the success region: the flange inside the sphere counts as success.
+        marker = sim.createVisualShape(pybullet.GEOM_SPHERE, radius=SUCCESS_DISTANCE, rgbaColor=[0.0, 0.9, 0.9, 0.6])
         self._goal_marker = sim.createMultiBody(baseMass=0.0, baseVisualShapeIndex=marker, basePosition=GOAL_LOW.tolist())
         for j, q in zip(self._joints, NEUTRAL_Q, strict=True):
             sim.resetJointState(self._robot, j, q, 0.0)
@@ -144,7 +145,7 @@ class Robot6ReachEnv(gym.Env):
             return None
         sim = self._sim
         view = sim.computeViewMatrixFromYawPitchRoll(
-            cameraTargetPosition=[0.35, 0.0, 0.2], distance=1.1, yaw=50, pitch=-30, roll=0, upAxisIndex=2
+            cameraTargetPosition=[0.3, 0.0, 0.2], distance=1.0, yaw=45, pitch=-25, roll=0, upAxisIndex=2
         )
         proj = sim.computeProjectionMatrixFOV(fov=60, aspect=self.width / self.height, nearVal=0.05, farVal=5.0)
         _, _, rgba, _, _ = sim.getCameraImage(

@@ -1,7 +1,14 @@
-"""Evaluate a checkpoint's deterministic policy on fresh episodes."""
+"""Evaluate a checkpoint's deterministic policy on fresh episodes, optionally recording a video.
+
+    python -m sac.evaluate checkpoints/RUN/best.pth --episodes 20
+    python -m sac.evaluate checkpoints/RUN/best.pth --video reach.mp4      # or reach.gif; headless
+    python -m sac.evaluate checkpoints/RUN/latest.pth --gui                # PyBullet window (needs a display)
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +16,7 @@ import numpy as np
 import torch
 
 from sac import checkpoint as ckpt
+from sac.errors import ConfigError, Robot6Error
 from sac.networks import Actor
 
 
@@ -36,9 +44,10 @@ class EvalResult:
 
 
 def load_policy(path: Path, device: str | torch.device = "cpu") -> tuple[Actor, dict]:
-    """The actor of a checkpoint (eval mode) and the checkpoint's meta; ``CheckpointError`` if unreadable."""
+    """The actor of a checkpoint (eval mode) and its meta (plus episode and global_step); ``CheckpointError``
+    if the file is unreadable."""
     state = ckpt.load_checkpoint(path, map_location=device)
-    meta = state["meta"]
+    meta = {**state["meta"], "episode": state["episode"], "global_step": state["global_step"]}
     actor = Actor(meta["obs_dim"], meta["act_dim"], list(meta["config"]["hidden"])).to(device)
     actor.load_state_dict(state["policy"])
     actor.eval()
@@ -46,24 +55,26 @@ def load_policy(path: Path, device: str | torch.device = "cpu") -> tuple[Actor, 
 
 
 @torch.no_grad()
-def evaluate(actor: Actor, env, episodes: int, seed: int, frames: list | None = None) -> EvalResult:
+def evaluate(actor: Actor, env, episodes: int, seed: int, frames: list | None = None, record_episodes: int | None = None) -> EvalResult:
     """Run ``episodes`` deterministic episodes; the env is seeded once with ``seed`` (fresh goals after).
 
-    ``frames``: when a list is given, ``env.render()`` frames are appended to it (``rgb_array`` envs).
+    ``frames``: when a list is given, ``env.render()`` frames of the first ``record_episodes`` episodes
+    (all when None) are appended to it (``rgb_array`` envs).
     """
     low = env.action_space.low.astype(np.float32)
     high = env.action_space.high.astype(np.float32)
     rets, dists, succ, lens = [], [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed if i == 0 else None)
-        if frames is not None:
+        record = frames is not None and (record_episodes is None or i < record_episodes)
+        if record:
             frames.append(env.render())
         ret, n, done = 0.0, 0, False
         while not done:
             action, _ = actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), deterministic=True, with_logprob=False)
             a = action[0].numpy()
             obs, reward, terminated, truncated, info = env.step((low + (a + 1.0) * (high - low) / 2).astype(env.action_space.dtype))
-            if frames is not None:
+            if record:
                 frames.append(env.render())
             ret += float(reward)
             n += 1
@@ -73,3 +84,70 @@ def evaluate(actor: Actor, env, episodes: int, seed: int, frames: list | None = 
         dists.append(float(info.get("distance", np.nan)))
         succ.append(float(info.get("is_success", np.nan)))
     return EvalResult(np.array(rets), np.array(dists), np.array(succ), np.array(lens))
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Write RGB frames (H, W, 3) uint8 to ``.mp4`` (ffmpeg, from the imageio-ffmpeg wheel) or ``.gif``."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        imageio.mimsave(path, frames, duration=1000.0 / fps, loop=0)
+    else:
+        with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=2) as writer:
+            for frame in frames:
+                writer.append_data(frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sac.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="a .pth file: latest.pth, best.pth or any ckpt_*.pth")
+    p.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation env: different from training by default")
+    p.add_argument("--video", type=Path, default=None, help="record to this .mp4 or .gif (headless rendering)")
+    p.add_argument("--video-episodes", type=int, default=3, help="how many of the episodes the video shows (default: 3)")
+    p.add_argument("--gui", action="store_true", help="show the episodes in a PyBullet window (needs a display)")
+    args = p.parse_args(argv)
+    try:
+        if args.episodes <= 0:
+            raise ConfigError(f"--episodes must be positive, got {args.episodes}")
+        if args.video is not None and args.video.suffix.lower() not in (".mp4", ".gif"):
+            raise ConfigError(f"--video {args.video}: the file name must end in .mp4 or .gif")
+        if args.video is not None and args.gui:
+            raise ConfigError("--video and --gui cannot be combined: choose one")
+        if args.gui:
+            from envs.robot6 import display_available
+
+            if not display_available():
+                raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")
+        actor, meta = load_policy(args.checkpoint)
+        from sac.training import make_env
+
+        mode = "rgb_array" if args.video else "human" if args.gui else None
+        env = make_env(meta["env_id"], render_mode=mode) if mode else make_env(meta["env_id"])
+        frames: list | None = [] if args.video else None
+        try:
+            result = evaluate(actor, env, args.episodes, args.seed, frames, record_episodes=args.video_episodes)
+            fps = env.metadata.get("render_fps") or 30
+        finally:
+            env.close()
+        if args.video:
+            write_video(args.video, frames, fps)
+    except Robot6Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    s = result.summary()
+    print(f"{args.checkpoint}: {meta['env_id']}, trained {meta['episode']} episodes, {meta['global_step']} steps")
+    print(f"return        {s['mean_return']:.3f} +- {s['std_return']:.3f} over {args.episodes} episodes")
+    if np.isfinite(s["success_rate"]):
+        print(f"success rate  {s['success_rate']:.0%}")
+    if np.isfinite(s["mean_final_distance"]):
+        print(f"final distance {s['mean_final_distance']:.4f} m (mean)")
+    print(f"episode length {s['mean_length']:.1f} steps (mean)")
+    if args.video:
+        print(f"video: {args.video} ({len(frames)} frames at {fps} fps)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -82,7 +82,7 @@ def test_rgb_array_render_works_headless():
     env_render_passive_checker(e)
     frame = e.render()
     e.close()
-    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
+    assert frame.shape == (360, 480, 3) and frame.dtype == np.uint8
     assert frame.std() > 5  # a scene, not a blank image
 
 
