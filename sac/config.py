@@ -45,6 +45,7 @@ class Config:
     ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
     save_every_steps: int | None = _opt(None, "also keep ckpt_step_S.pth at the first episode end past every multiple of N env steps")
     keep_last: int | None = _opt(None, "keep only the newest K periodic checkpoints (ckpt_ep_*, ckpt_step_*); latest.pth and best.pth always stay")
+    wandb: str | None = _opt(None, "also log to this Weights & Biases project (pip install -r requirements-wandb.txt); --resume continues the same W&B run")
     resume: bool = _opt(False, "continue the newest run from its newest valid checkpoint (or start fresh if none)")
     resume_ckpt: str | None = _opt(None, "with --resume: continue from this checkpoint file instead (e.g. best.pth)")
 
@@ -96,4 +97,4 @@ def flag_of(name: str) -> str:
 
 # Fields that name what is trained or where it is written, rather than how: a checkpoint's value of these
 # is not reported as "changed" on resume.
-RUN_FIELDS = ("episodes", "total_steps", "device", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")
+RUN_FIELDS = ("episodes", "total_steps", "device", "wandb", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")

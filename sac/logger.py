@@ -1,9 +1,12 @@
-"""Run logs: TensorBoard events and ``training.csv`` in ``runs/<run>/``, continued seamlessly on resume.
+"""Run logs: TensorBoard events and ``training.csv`` in ``runs/<run>/`` (and optionally Weights & Biases),
+continued seamlessly on resume.
 
 On resume in place, rows of ``training.csv`` past the checkpoint's episode are dropped (they belong to
 progress the checkpoint does not hold) and TensorBoard's writer is opened with a ``purge_step`` so that events
 logged after the checkpoint vanish from the curve. A forked run starts with a copy of its parent's history up
-to the checkpoint, so its curves are complete too.
+to the checkpoint, so its curves are complete too. A W&B run's id is part of the logger's checkpoint state,
+so a resumed run logs into the same W&B run (``resume="allow"``); its x axis is the logged ``global_step``,
+so points logged after the checkpoint by a killed process do not block the continuation.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
+from sac.errors import ConfigError
 from sac.fileio import atomic_write_bytes
 
 CSV_NAME = "training.csv"
@@ -56,7 +62,9 @@ class RunLogger:
     """TensorBoard + CSV writer of one run folder.
 
     ``start_episode``/``start_step``: where the run continues (0/0 for a new run). ``history_from``: the
-    folder of the run this one forks, whose rows and scalars up to the start are copied.
+    folder of the run this one forks, whose rows and scalars up to the start are copied. ``state``: the
+    logger state of the checkpoint resumed. ``wandb_project``: also log to W&B (``run_name`` and
+    ``config`` describe the run there).
     """
 
     def __init__(
@@ -66,6 +74,9 @@ class RunLogger:
         start_step: int = 0,
         history_from: Path | None = None,
         state: dict[str, Any] | None = None,
+        wandb_project: str | None = None,
+        run_name: str | None = None,
+        config: dict[str, Any] | None = None,
     ):
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when a run starts
 
@@ -85,6 +96,25 @@ class RunLogger:
             self._copy_scalars(Path(history_from), start_step)
         self.elapsed_s = float((state or {}).get("elapsed_s", 0.0))
         self._t0 = time.perf_counter()
+        self.wandb_run_id: str | None = (state or {}).get("wandb_run_id")
+        self._wandb = None
+        if wandb_project is not None:
+            self._start_wandb(wandb_project, run_name or self.run_dir.name, config or {})
+
+    def _start_wandb(self, project: str, run_name: str, config: dict[str, Any]) -> None:
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("--wandb needs the wandb package: pip install -r requirements-wandb.txt") from None
+        self.wandb_run_id = self.wandb_run_id or secrets.token_hex(4)  # not from `random`: the run's RNGs stay untouched
+        python_rng = random.getstate()
+        self._wandb = wandb.init(
+            project=project, id=self.wandb_run_id, name=run_name, resume="allow", config=config,
+            dir=str(self.run_dir), settings=wandb.Settings(console="off", silent=True),
+        )
+        random.setstate(python_rng)
+        self._wandb.define_metric("global_step")
+        self._wandb.define_metric("*", step_metric="global_step")
 
     def _copy_scalars(self, parent: Path, up_to_step: int) -> None:
         from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
@@ -107,6 +137,8 @@ class RunLogger:
         self._csv_writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         for tag, value in scalars.items():
             self.tb.add_scalar(tag, value, step)
+        if self._wandb is not None:
+            self._wandb.log({**scalars, "global_step": step})
 
     def flush(self) -> None:
         """Make everything logged so far durable (called before each checkpoint, so logs never lag it)."""
@@ -116,9 +148,12 @@ class RunLogger:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to continue these logs."""
-        return {"elapsed_s": self.total_elapsed_s}
+        return {"elapsed_s": self.total_elapsed_s, "wandb_run_id": self.wandb_run_id}
 
     def close(self) -> None:
         self.flush()
         self._csv.close()
         self.tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

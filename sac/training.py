@@ -360,12 +360,17 @@ class Trainer:
         logger_state = self._restore(resume) if resume is not None else None
 
         history = Path(config.log_dir) / resume.parent_run_dir.name if forked else None
+        if forked and logger_state:
+            logger_state = {**logger_state, "wandb_run_id": None}  # a fork is a new W&B run too
         self.logger = RunLogger(
             self.log_dir,
             start_episode=self.episode,
             start_step=self.global_step,
             history_from=history if history is not None and history.is_dir() else None,
             state=logger_state,
+            wandb_project=config.wandb,
+            run_name=self.run_name,
+            config=config.to_dict(),
         )
         run_info = {**config.to_dict(), "run_name": self.run_name}
         if forked:

@@ -1,0 +1,145 @@
+"""The tools around a run: evaluate (+ video), compare, inspect, export, and wandb continuity."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAST, ROOT, cli_env, run_cli
+from sac import compare, evaluate, export, inspect
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A short Robot6Reach-v0 run (checkpoints in run/checkpoints, logs in run/runs)."""
+    folder = tmp_path_factory.mktemp("tools")
+    result = run_cli("--episodes", "3", "--ckpt-every", "2", *FAST, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def ckpt_dir(run: Path) -> Path:
+    return next(p for p in (run / "checkpoints").iterdir() if p.is_dir())
+
+
+def python_m(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_evaluate_prints_metrics_and_records_a_video_headless(run, tmp_path, suffix):
+    import imageio.v2 as imageio
+
+    video = tmp_path / f"reach{suffix}"
+    result = python_m("sac.evaluate", str(ckpt_dir(run) / "best.pth"), "--episodes", "3", "--video", str(video), "--video-episodes", "1", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "success rate" in result.stdout and "final distance" in result.stdout and "+-" in result.stdout
+    frames = imageio.mimread(video) if suffix == ".gif" else [f for f in imageio.get_reader(video)]  # no len(): nframes is inf
+    assert len(frames) == 51  # the reset frame and 50 steps of one episode
+    assert frames[0].shape[:2] == (360, 480)
+    assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 0.5  # the arm moved
+
+
+def test_evaluate_without_display_and_bad_input(run, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--gui"]) == 2
+    assert "--gui needs a display" in capsys.readouterr().err
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "x.avi"]) == 2
+    assert evaluate.main(["missing.pth"]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
+
+
+def test_evaluate_works_on_other_envs(tmp_path, capsys):
+    assert run_cli("--env", "Pendulum-v1", "--episodes", "1", *FAST, cwd=tmp_path).returncode == 0
+    pth = next((tmp_path / "checkpoints").glob("*/latest.pth"))
+    assert evaluate.main([str(pth), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Pendulum-v1" in out and "over 2 episodes" in out and "success" not in out
+
+
+def test_compare_groups_seeds_and_writes_a_png(tmp_path, capsys):
+    for seed in (0, 1):
+        r = run_cli("--episodes", "3", "--seed", str(seed), "--log-dir", f"runs/fast_s{seed}", *FAST, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    out_png = tmp_path / "compare.png"
+    runs = sorted(str(p) for p in (tmp_path / "runs").glob("fast_s*"))
+    assert compare.main([*runs, "--group-by-prefix", "--smooth", "2", "--threshold", "-100", "--out", str(out_png)]) == 0
+    table = capsys.readouterr().out
+    assert f"{tmp_path / 'runs' / 'fast'}  2" in table  # one group of two seeds
+    assert "steps to reward -100" in table and "final success" in table
+    import matplotlib.image
+
+    picture = matplotlib.image.imread(out_png)
+    assert picture.shape[0] > 300 and picture.shape[1] > 600 and picture.std() > 0.05
+    assert compare.main([str(tmp_path / "nothing"), "--out", str(out_png)]) == 2
+
+
+def test_compare_helpers():
+    assert compare.group_key("runs/lr1e-3_s2/sac_20261125-093000") == "runs/lr1e-3"
+    assert compare.group_key("bench/runs-seed11") == "bench/runs"
+    np.testing.assert_allclose(compare.smooth(np.array([0.0, 2.0, 4.0, 6.0]), 2), [0.0, 1.0, 3.0, 5.0])
+
+
+def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp_path, capsys):
+    folder = ckpt_dir(run)
+    (folder / "corrupt.pth").write_bytes(b"\x00garbage")
+    digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")}
+    try:
+        assert inspect.main([str(run / "checkpoints")]) == 0
+        out = capsys.readouterr().out
+        assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
+        assert "corrupt.pth" in out and "INVALID: unreadable" in out
+        assert "150" in out  # replay transitions of latest.pth (3 episodes x 50 steps)
+        assert inspect.main([str(folder / "latest.pth")]) == 0
+        detail = capsys.readouterr().out
+        assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
+        assert "policy.trunk.0.weight: (32, 18) float32" in detail and "q1.4.weight: (1, 32) float32" in detail
+        assert "lr = 0.001" in detail
+        assert inspect.main([str(folder / "corrupt.pth")]) == 2
+        assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")} == digest
+    finally:
+        (folder / "corrupt.pth").unlink()
+
+
+@pytest.mark.parametrize("fmt, suffix", [("torchscript", ".pt"), ("onnx", ".onnx")])
+def test_export_matches_the_pytorch_policy(run, tmp_path, fmt, suffix):
+    pth = ckpt_dir(run) / "latest.pth"
+    out = tmp_path / f"policy{suffix}"
+    assert export.main([str(pth), "--format", fmt, "--out", str(out)]) == 0
+    policy, obs_dim = export.deployed_policy(pth)
+    obs = torch.randn(64, obs_dim) * 2
+    with torch.no_grad():
+        expected = policy(obs).numpy()
+    if fmt == "torchscript":
+        with torch.no_grad():
+            got = torch.jit.load(str(out))(obs).numpy()
+    else:
+        import onnxruntime
+
+        got = onnxruntime.InferenceSession(str(out)).run(None, {"obs": obs.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert np.abs(expected).max() <= 1.0
+
+
+def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
+    pytest.importorskip("wandb", reason="wandb is optional: pip install -r requirements-wandb.txt")
+    import os
+
+    env = dict(cli_env(), WANDB_MODE="offline", WANDB_SILENT="true")
+    cmd = [sys.executable, str(ROOT / "Train_Robot6.py")]
+    first = subprocess.run([*cmd, "--episodes", "2", "--wandb", "robot6-test", *FAST], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([*cmd, "--resume", "--episodes", "4"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    from sac import checkpoint as ckpt
+
+    state = ckpt.load_checkpoint(next((tmp_path / "checkpoints").glob("*/latest.pth")))
+    run_id = state["logger"]["wandb_run_id"]
+    offline = sorted(p.name for p in (tmp_path / "runs").glob("*/wandb/offline-run-*"))
+    assert len(offline) == 2 and all(name.endswith(run_id) for name in offline), offline
+    assert os.environ.get("WANDB_MODE") != "online"
