@@ -36,8 +36,9 @@ GOAL_LOW = np.array([0.25, -0.30, 0.10])
 GOAL_HIGH = np.array([0.55, 0.30, 0.45])
 SUCCESS_DISTANCE = 0.05  # m
 MAX_EPISODE_STEPS = 50
-# Reward = -distance - CTRL_WEIGHT * |action|^2 / act_dim. The small control term discourages jitter at the goal.
-CTRL_WEIGHT = 0.0
+# Where the observation holds the flange position (the achieved goal) and the goal (the desired goal).
+ACHIEVED_GOAL = slice(12, 15)
+DESIRED_GOAL = slice(15, 18)
 
 
 def display_available() -> bool:
@@ -54,15 +55,19 @@ class Robot6ReachEnv(gym.Env):
     (3, m), goal position (3, m). Action: ``Box(-1, 1, (6,))``; each component moves its joint's position
     target by up to ``ACTION_SCALE`` rad, clipped to ``JOINT_LOW``/``JOINT_HIGH``, tracked by PyBullet's
     position controller at the URDF forces for ``SUBSTEPS`` physics steps.
-    Reward: ``-distance(ee, goal) - CTRL_WEIGHT * mean(action**2)``; each term is also in ``info``.
-    ``info["is_success"]`` is true while the distance is below ``SUCCESS_DISTANCE``. The episode never
-    terminates on its own; ``gymnasium.make`` wraps it in a ``TimeLimit`` of 50 steps.
+    Reward: ``-distance(ee, goal)`` (also ``info["distance"]``), computed by ``compute_reward`` so that
+    hindsight relabelling (``sac/her.py``) can recompute it for another goal; the observation's achieved and
+    desired goal are ``obs[ACHIEVED_GOAL]`` and ``obs[DESIRED_GOAL]``. ``info["is_success"]`` is true while
+    the distance is below ``SUCCESS_DISTANCE``. The episode never terminates on its own;
+    ``gymnasium.make`` wraps it in a ``TimeLimit`` of 50 steps.
 
     Each instance owns one PyBullet client (``DIRECT`` unless ``render_mode="human"``), closed by ``close()``.
     ``reset(options={"goal": xyz})`` places the goal instead of sampling it.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
+    achieved_goal_slice = ACHIEVED_GOAL
+    desired_goal_slice = DESIRED_GOAL
 
     def __init__(self, render_mode: str | None = None, width: int = 480, height: int = 360):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -127,18 +132,17 @@ class Robot6ReachEnv(gym.Env):
         for _ in range(SUBSTEPS):
             self._sim.stepSimulation()
         obs, distance = self._observe()
-        reward_dist = -distance
-        reward_ctrl = -CTRL_WEIGHT * float(np.mean(a * a))
-        info = {
-            "distance": distance,
-            "is_success": bool(distance < SUCCESS_DISTANCE),
-            "reward_dist": reward_dist,
-            "reward_ctrl": reward_ctrl,
-        }
+        info = {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+        reward = float(self.compute_reward(obs[ACHIEVED_GOAL], obs[DESIRED_GOAL], info))
         if self.render_mode == "human":
             self.render()
         # terminated is always False: reaching is a holding task; the TimeLimit wrapper owns truncation.
-        return obs, reward_dist + reward_ctrl, False, False, info
+        return obs, reward, False, False, info
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
+        """-distance between flange positions and goals, (..., 3) -> (...); the gymnasium-robotics signature."""
+        diff = np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64)
+        return -np.linalg.norm(diff, axis=-1)
 
     def render(self):
         if self.render_mode != "rgb_array":

@@ -39,6 +39,7 @@ class SAC:
         tau: float,
         init_alpha: float,
         device: torch.device | str = "cpu",
+        compile: bool = False,
     ):
         self.device = torch.device(device)
         self.gamma, self.tau = gamma, tau
@@ -51,6 +52,14 @@ class SAC:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
+        # Forward passes of the update go through these: the modules themselves, or their torch.compile'd
+        # versions (CUDA graphs on a GPU). Parameters and state_dicts stay those of the plain modules.
+        self._actor, self._critic, self._critic_target = self.actor, self.critic, self.critic_target
+        if compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self._actor = torch.compile(self.actor, mode=mode, dynamic=False)
+            self._critic = torch.compile(self.critic, mode=mode, dynamic=False)
+            self._critic_target = torch.compile(self.critic_target, mode=mode, dynamic=False)
         self.policy_opt = make_adam(self._actor_params, lr)
         self.q_opt = make_adam(self._critic_params, lr)
         self.alpha_opt = make_adam([self.log_alpha], lr)
@@ -68,11 +77,11 @@ class SAC:
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
         with torch.no_grad():
-            next_action, next_logp = self.actor(batch.next_obs)
-            next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
+            next_action, next_logp = self._actor(batch.next_obs)
+            next_q = self._critic_target(batch.next_obs, next_action).min(dim=0).values
             # Only true terminations stop the bootstrap; time-limit truncations are stored as not terminated.
             target = batch.rew + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
-        q = self.critic(batch.obs, batch.act)  # (2, B)
+        q = self._critic(batch.obs, batch.act)  # (2, B)
         critic_loss = (q - target).pow(2).mean(dim=1).sum()
         self.q_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -82,8 +91,8 @@ class SAC:
         # computed for their weights.
         for p in self._critic_params:
             p.requires_grad_(False)
-        action, logp = self.actor(batch.obs)
-        q_pi = self.critic(batch.obs, action).min(dim=0).values
+        action, logp = self._actor(batch.obs)
+        q_pi = self._critic(batch.obs, action).min(dim=0).values
         actor_loss = (alpha * logp - q_pi).mean()
         self.policy_opt.zero_grad(set_to_none=True)
         actor_loss.backward()

@@ -39,6 +39,11 @@ class Config:
     buffer_size: int = _opt(1_000_000, "replay buffer capacity in transitions")
     learning_starts: int = _opt(1000, "env steps of uniformly random actions before learning starts")
     hidden: list[int] = _opt([256, 256], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
+    utd: int = _opt(1, "update-to-data ratio: gradient updates per env step")
+    updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (faster, not the same run as 1; episodes end with a flush)")
+    her: bool = _opt(False, "hindsight goal relabelling (goal envs only: Robot6Reach-v0, or Dict observation/achieved_goal/desired_goal envs)")
+    her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
+    compile: bool = _opt(False, "torch.compile the networks (on CUDA: with CUDA graphs); compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
@@ -51,7 +56,7 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the flag of the first invalid value."""
-        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every")
+        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every", "utd", "updates_every", "her_k")
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {getattr(self, name)}")

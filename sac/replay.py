@@ -67,6 +67,14 @@ class ReplayBuffer:
         self.terminated[i] = terminated
         self.count += 1
 
+    def add_batch(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        """Store ``len(rew)`` transitions at once (at most ``capacity``)."""
+        n = len(rew)
+        if n > self.capacity:
+            raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
+        self.put(self.count, {"obs": obs, "act": act, "rew": rew, "next_obs": next_obs, "terminated": terminated})
+        self.count += n
+
     def sample(self, batch_size: int) -> Batch:
         """``batch_size`` transitions drawn uniformly with replacement, as tensors on ``self.device``."""
         idx = self.rng.integers(0, len(self), size=batch_size)
@@ -77,12 +85,20 @@ class ReplayBuffer:
         """Copies of transitions ``start`` to ``stop - 1`` (by ``count`` numbering; all still in the ring)."""
         if not (max(0, self.count - self.capacity) <= start <= stop <= self.count):
             raise IndexError(f"transitions {start}..{stop} are not all in the buffer (count {self.count})")
+        if stop - start <= self.capacity - start % self.capacity:  # contiguous in the ring: slice, no index array
+            i = start % self.capacity
+            return {name: getattr(self, name)[i : i + stop - start].copy() for name in FIELDS}
         idx = np.arange(start, stop) % self.capacity
         return {name: getattr(self, name)[idx] for name in FIELDS}
 
     def put(self, start: int, data: dict[str, np.ndarray]) -> None:
         """Write transitions numbered from ``start`` (inverse of ``transitions``); ``count`` is not changed."""
         n = len(data["rew"])
+        i = start % self.capacity
+        if i + n <= self.capacity:
+            for name in FIELDS:
+                getattr(self, name)[i : i + n] = data[name]
+            return
         idx = np.arange(start, start + n) % self.capacity
         for name in FIELDS:
             getattr(self, name)[idx] = data[name]

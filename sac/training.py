@@ -32,6 +32,7 @@ from sac.agent import SAC
 from sac.config import RUN_FIELDS, Config, flag_of
 from sac.errors import CheckpointError, ConfigError
 from sac.fileio import atomic_write_json
+from sac.her import FlattenGoalObservation, goal_spec, is_goal_dict_space, relabel_episode
 from sac.logger import RunLogger
 from sac.replay import ReplayBuffer, ReplayStore
 
@@ -74,6 +75,8 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         raise ConfigError(f"--env {env_id}: cannot make this environment: {str(e).splitlines()[0]}") from None
     except ModuleNotFoundError as e:
         raise ConfigError(f"--env {env_id}: a package it needs is not installed ({e.name})") from None
+    if is_goal_dict_space(env.observation_space):
+        env = FlattenGoalObservation(env)  # gymnasium-robotics style goal env: one flat vector, goals known
     for what, space in (("observation", env.observation_space), ("action", env.action_space)):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             env.close()
@@ -341,7 +344,16 @@ class Trainer:
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
         env.action_space.seed(config.seed)
-        self.agent = SAC(obs_dim, act_dim, config.hidden, config.lr, config.gamma, config.tau, config.init_alpha, device)
+        self.goals = goal_spec(env) if config.her else None
+        if config.her and self.goals is None:
+            raise ConfigError(
+                f"--her needs a goal env (Robot6Reach-v0, or a Dict observation with observation/achieved_goal/"
+                f"desired_goal and compute_reward); {config.env_id} is not one"
+            )
+        self.agent = SAC(
+            obs_dim, act_dim, config.hidden, config.lr, config.gamma, config.tau, config.init_alpha, device,
+            compile=config.compile,
+        )
         self.replay = ReplayBuffer(config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device)
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed
@@ -476,9 +488,10 @@ class Trainer:
         config, env, agent, replay = self.config, self.env, self.agent, self.replay
         obs, _ = env.reset(seed=self.reset_seed)
         self.reset_seed = None
-        ep_reward, ep_len, n_updates = 0.0, 0, 0
+        ep_reward, ep_len, n_updates, pending = 0.0, 0, 0, 0
         sums: dict[str, torch.Tensor] = {}
         info: dict[str, Any] = {}
+        ep_start = replay.count
         t0 = time.perf_counter()
         done = False
         while not done:
@@ -496,11 +509,19 @@ class Trainer:
             ep_len += 1
             self.global_step += 1
             done = terminated or truncated
+            if done and self.goals is not None:
+                relabel_episode(replay, ep_start, replay.count, self.goals, config.her_k)
             if self.global_step >= config.learning_starts and len(replay) >= config.batch_size:
-                metrics = agent.update(replay.sample(config.batch_size))
-                for k, v in metrics.items():
-                    sums[k] = sums[k] + v if k in sums else v
-                n_updates += 1
+                pending += config.utd
+            # Updates run after every step, or with --updates-every K after K steps; always by the episode's
+            # end, so that a checkpoint never owes updates (exact resume).
+            if pending and (done or pending >= config.utd * config.updates_every):
+                for _ in range(pending):
+                    metrics = agent.update(replay.sample(config.batch_size))
+                    for k, v in metrics.items():
+                        sums[k] = sums[k] + v if k in sums else v
+                n_updates += pending
+                pending = 0
         self.episode += 1
         self.last_ep_len = ep_len
         sps = ep_len / max(time.perf_counter() - t0, 1e-9)

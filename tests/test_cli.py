@@ -135,6 +135,8 @@ def write_bad(folder: Path) -> str:
         (["--lr", "-1"], "--lr must be a positive number"),
         (["--episodes", "0"], "--episodes must be a positive integer"),
         (["--episodes", "5", "--total-steps", "100"], "give only one"),
+        (["--env", "Pendulum-v1", "--her"], "--her needs a goal env"),
+        (["--utd", "0"], "--utd must be a positive integer"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(trained, args, message):

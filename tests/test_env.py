@@ -56,16 +56,19 @@ def test_same_seed_same_trajectory_whatever_ran_before(env):
     assert not np.array_equal(first, rollout(env, 6, actions[:40]))
 
 
-def test_reward_is_negative_distance_plus_terms_and_success(env):
+def test_reward_is_negative_distance_and_compute_reward_agrees(env):
     env.reset(seed=3)
     goal = env.unwrapped.goal
     for _ in range(5):
         obs, reward, _, _, info = env.step(env.action_space.sample())
         distance = np.linalg.norm(obs[12:15] - goal)
         assert info["distance"] == pytest.approx(distance, abs=1e-6)
-        assert reward == pytest.approx(info["reward_dist"] + info["reward_ctrl"])
-        assert info["reward_dist"] == pytest.approx(-info["distance"])
+        assert reward == pytest.approx(-info["distance"])
         assert info["is_success"] == (info["distance"] < SUCCESS_DISTANCE)
+        u = env.unwrapped
+        assert reward == pytest.approx(u.compute_reward(obs[u.achieved_goal_slice], obs[u.desired_goal_slice], info), abs=1e-6)
+    batch = u.compute_reward(np.zeros((4, 3)), np.tile([0.3, 0.4, 0.0], (4, 1)), {})
+    np.testing.assert_allclose(batch, [-0.5] * 4)
 
 
 def test_goal_at_the_flange_is_a_success(env):

@@ -73,17 +73,32 @@ def wait_for_checkpoint(folder: Path, min_episode: int, proc: subprocess.Popen, 
     raise AssertionError("no checkpoint appeared")
 
 
+SAMPLE_EFFICIENT = ("--her", "--utd", "2", "--updates-every", "4")
+
+
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("straight")
-    result = run_cli("--episodes", str(EPISODES), *FAST, cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return folder
+def straight(tmp_path_factory):
+    """Uninterrupted runs, one per option set, made on first use."""
+    done: dict[tuple, Path] = {}
+
+    def get(options: tuple) -> Path:
+        if options not in done:
+            folder = tmp_path_factory.mktemp("straight")
+            result = run_cli("--episodes", str(EPISODES), *FAST, *options, cwd=folder)
+            assert result.returncode == 0, result.stderr
+            done[options] = folder
+        return done[options]
+
+    return get
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig):
-    proc = start_cli("--episodes", str(EPISODES), *FAST, cwd=tmp_path)
+@pytest.mark.parametrize(
+    "sig, options",
+    [(signal.SIGTERM, ()), (signal.SIGKILL, ()), (signal.SIGKILL, SAMPLE_EFFICIENT)],
+    ids=["sigterm", "sigkill", "sigkill-her-utd-updates-every"],
+)
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig, options):
+    proc = start_cli("--episodes", str(EPISODES), *FAST, *options, cwd=tmp_path)
     wait_for_checkpoint(tmp_path, 3, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -97,8 +112,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
     result = run_cli("--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"episode {stopped_at}," in result.stdout
-    assert_same_state(latest(straight), latest(tmp_path))
-    assert csv_without_wall_clock(straight) == csv_without_wall_clock(tmp_path)
+    reference = straight(options)
+    assert_same_state(latest(reference), latest(tmp_path))
+    assert csv_without_wall_clock(reference) == csv_without_wall_clock(tmp_path)
 
 
 def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):

@@ -1,0 +1,79 @@
+"""Hindsight relabelling: goals from the episode's future, rewards from the env, Dict goal envs flattened."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+from sac.her import FlattenGoalObservation, goal_spec, relabel_episode
+from sac.replay import ReplayBuffer
+from sac.training import make_env
+
+
+def collect_episode(env, buf, seed):
+    obs, _ = env.reset(seed=seed)
+    done = False
+    while not done:
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buf.add(obs, action, reward, next_obs, terminated)
+        obs, done = next_obs, terminated or truncated
+
+
+def test_relabelled_goals_come_from_the_future_and_rewards_from_the_env():
+    env = make_env("Robot6Reach-v0")
+    spec = goal_spec(env)
+    buf = ReplayBuffer(10_000, 18, 6, seed=0)
+    env.action_space.seed(0)
+    collect_episode(env, buf, seed=1)
+    original = buf.transitions(0, 50)
+    assert relabel_episode(buf, 0, 50, spec, k=4) == 200
+    assert buf.count == 250
+    new = buf.transitions(50, 250)
+    achieved_after = original["next_obs"][:, spec.achieved]
+    for i in range(200):
+        t = i // 4  # copies of transition t
+        goal = new["obs"][i, spec.desired]
+        np.testing.assert_array_equal(new["next_obs"][i, spec.desired], goal)
+        future = np.nonzero((achieved_after[t:] == goal).all(axis=1))[0]
+        assert len(future) >= 1, "the goal was not achieved at or after this step"
+        np.testing.assert_array_equal(new["act"][i], original["act"][t])
+        np.testing.assert_array_equal(new["obs"][i, :15], original["obs"][t, :15])
+        expected = -np.linalg.norm(original["next_obs"][t, spec.achieved].astype(np.float64) - goal)
+        assert new["rew"][i] == pytest.approx(expected, abs=1e-6)
+    # The last step can only be relabelled with its own achieved goal: reward 0, the best possible.
+    assert np.all(new["rew"][-4:] == 0.0)
+    env.close()
+
+
+class DictReach(gym.ObservationWrapper):
+    """Robot6Reach-v0 with a gymnasium-robotics style Dict observation (as panda-gym envs have)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        box = env.observation_space
+        self.observation_space = gym.spaces.Dict({
+            "observation": gym.spaces.Box(box.low[:12], box.high[:12]),
+            "achieved_goal": gym.spaces.Box(box.low[12:15], box.high[12:15]),
+            "desired_goal": gym.spaces.Box(box.low[15:], box.high[15:]),
+        })
+
+    def observation(self, obs):
+        return {"observation": obs[:12], "achieved_goal": obs[12:15], "desired_goal": obs[15:]}
+
+
+def test_dict_goal_env_is_flattened_with_known_goal_slices():
+    flat = FlattenGoalObservation(DictReach(gym.make("Robot6Reach-v0")))
+    spec = goal_spec(flat)
+    obs, _ = flat.reset(seed=0)
+    assert obs.shape == (18,) and flat.observation_space.contains(obs)
+    assert (spec.achieved, spec.desired) == (slice(12, 15), slice(15, 18))
+    obs, reward, *_ = flat.step(np.zeros(6, np.float32))
+    assert reward == pytest.approx(float(spec.compute_reward(obs[spec.achieved], obs[spec.desired], {})), abs=1e-6)
+    flat.close()
+
+
+def test_non_goal_env_has_no_goal_spec():
+    env = make_env("Pendulum-v1")
+    assert goal_spec(env) is None
+    env.close()
