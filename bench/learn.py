@@ -54,7 +54,11 @@ def main() -> int:
     extra = []
     for kv in args.set:
         key, _, value = kv.partition("=")
-        extra += ["--" + key.replace("_", "-"), *value.split(",")]
+        flag = "--" + key.replace("_", "-")
+        if value.lower() in ("", "true"):  # a switch such as her=true
+            extra.append(flag)
+        elif value.lower() != "false":
+            extra += [flag, *value.split(",")]
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env_vars = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

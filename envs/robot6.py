@@ -7,6 +7,7 @@ joints are indices 1-6, and link 6 (``link6``, the flange) is the end effector.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -39,6 +40,26 @@ MAX_EPISODE_STEPS = 50
 # Where the observation holds the flange position (the achieved goal) and the goal (the desired goal).
 ACHIEVED_GOAL = slice(12, 15)
 DESIRED_GOAL = slice(15, 18)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence the process's stdout file descriptor (C-level prints) inside the block."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stdout (pytest capture, notebooks)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def display_available() -> bool:
@@ -88,7 +109,8 @@ class Robot6ReachEnv(gym.Env):
         if render_mode == "human" and not display_available():
             raise gym.error.Error("render_mode='human' opens a PyBullet window, but no display was found (DISPLAY is unset)")
         mode = pybullet.GUI if render_mode == "human" else pybullet.DIRECT
-        self._sim = BulletClient(connection_mode=mode)
+        with _quiet_stdout():  # PyBullet's C code prints "argv[0]=" on every connection
+            self._sim = BulletClient(connection_mode=mode)
         sim = self._sim
         sim.setAdditionalSearchPath(pybullet_data.getDataPath())
         sim.setGravity(0, 0, -9.81)
