@@ -1,18 +1,25 @@
 #!/usr/bin/env python
-"""Learning benchmark: does SAC learn, and how fast? Trains with the real CLI, evaluates milestones.
+"""Learning benchmark: does SAC learn, how fast, and how does it compare with Stable-Baselines3?
 
-For each seed, runs ``Train_Robot6.py`` for the largest step budget (periodic checkpoints land exactly on
-every budget, since episodes have a fixed length), then evaluates the deterministic policy of each budget's
-checkpoint on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-v0) and prints a markdown table.
+For each seed, ours runs the real CLI (``Train_Robot6.py``) for the largest step budget, with periodic
+checkpoints landing exactly on every budget (episodes have a fixed length); SB3's SAC (``--trainer sb3``,
+``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
+gamma, initial entropy coefficient, learning_starts and update-to-data ratio, saving its model at every
+budget. Each budget's deterministic policy is evaluated on ``--eval-episodes`` fresh episodes (50 new
+goals on Robot6Reach-v0, the same for both trainers) and a markdown table is printed, with the training
+wall time to reach each budget (process start-up and evaluation excluded).
 
-    python bench/learn.py                                  # Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
-    python bench/learn.py --steps 5000 10000 --seeds 0 --set lr=3e-4 gamma=0.99
-    python bench/learn.py --env Pendulum-v1 --steps 10000 20000 --jobs 2
+    python bench/learn.py                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
+    python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2
+    python bench/learn.py --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
+    python bench/learn.py --steps 5000 10000 --seeds 0 --set her=true utd=2
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -27,20 +34,92 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sac.config import Config  # noqa: E402
 from sac.evaluate import evaluate, load_policy  # noqa: E402
+from sac.logger import read_csv_rows  # noqa: E402
 from sac.training import make_env  # noqa: E402
+
+
+def parse_set(items: list[str]) -> tuple[list[str], dict]:
+    """``key=value`` items -> (Train_Robot6.py flags, Config overrides typed like the Config fields)."""
+    types = {f.name: str(f.type).split("|")[0].strip() for f in dataclasses.fields(Config)}
+    flags, values = [], {}
+    for kv in items:
+        key, _, value = kv.partition("=")
+        key = key.replace("-", "_")
+        if key not in types:
+            sys.exit(f"error: --set {kv}: {key} is not a setting (see python Train_Robot6.py --help)")
+        flag = "--" + key.replace("_", "-")
+        kind = types[key]
+        if kind == "bool":
+            values[key] = value.lower() in ("", "true", "1")
+            flags += [flag] if values[key] else []
+        elif kind == "list[int]":
+            values[key] = [int(x) for x in value.split(",")]
+            flags += [flag, *value.split(",")]
+        else:
+            values[key] = {"int": int, "float": float}.get(kind, str)(value)
+            flags += [flag, value]
+    return flags, values
+
+
+def sb3_worker(args: argparse.Namespace) -> None:
+    """Train SB3's SAC to the largest budget, saving the model and the training time at every budget."""
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    torch.set_num_threads(args.threads)
+    cfg = Config(**json.loads(args.config_json))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budgets = sorted(args.steps)
+    times: dict[int, float] = {}
+
+    class Milestones(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.paused = 0.0
+
+        def _on_training_start(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps in budgets:
+                times[self.num_timesteps] = time.perf_counter() - self.t0 - self.paused
+                t = time.perf_counter()
+                self.model.save(out / f"model_{self.num_timesteps}.zip")
+                self.paused += time.perf_counter() - t
+            return True
+
+    model = SAC(
+        "MlpPolicy", make_env(cfg.env_id), learning_rate=cfg.lr, buffer_size=cfg.buffer_size,
+        learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma,
+        ent_coef=f"auto_{cfg.init_alpha}", train_freq=1, gradient_steps=cfg.utd,
+        policy_kwargs={"net_arch": list(cfg.hidden)}, seed=cfg.seed, device="cpu", verbose=0,
+    )
+    model.learn(total_timesteps=budgets[-1], callback=Milestones())
+    (out / "times.json").write_text(json.dumps(times))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (fixed-length episodes)")
+    p.add_argument("--trainer", choices=("ours", "sb3", "both"), default="ours", help="which SAC to run (default: ours)")
     p.add_argument("--steps", type=int, nargs="+", default=[10_000, 20_000, 50_000], help="env-step budgets to evaluate")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per checkpoint")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra Train_Robot6.py flags, e.g. lr=3e-4 gamma=0.99")
-    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel (each with cores/jobs torch threads)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for both trainers, e.g. lr=3e-4 gamma=0.99 her=true")
+    p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (each with cores/jobs torch threads)")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
+    p.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.sb3_worker:
+        sb3_worker(args)
+        return 0
 
     probe = make_env(args.env)
     ep_len = probe.spec.max_episode_steps
@@ -51,57 +130,75 @@ def main() -> int:
     budgets = sorted(args.steps)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    extra = []
-    for kv in args.set:
-        key, _, value = kv.partition("=")
-        flag = "--" + key.replace("_", "-")
-        if value.lower() in ("", "true"):  # a switch such as her=true
-            extra.append(flag)
-        elif value.lower() != "false":
-            extra += [flag, *value.split(",")]
+    flags, values = parse_set(args.set)
+    trainers = ["ours", "sb3"] if args.trainer == "both" else [args.trainer]
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    env_vars = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    procs, wall = {}, {}
-    pending = list(args.seeds)
-    while pending or procs:
-        while pending and len(procs) < args.jobs:
-            seed = pending.pop(0)
-            cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--env", args.env, "--seed", str(seed),
-                   "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
-                   "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *extra]
+    env_vars = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    jobs = [(t, s) for s in args.seeds for t in trainers]
+    procs: dict[tuple[str, int], subprocess.Popen] = {}
+    while jobs or procs:
+        while jobs and len(procs) < args.jobs:
+            trainer, seed = jobs.pop(0)
+            if trainer == "ours":
+                cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--env", args.env, "--seed", str(seed),
+                       "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
+                       "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
+            else:
+                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in values.items() if k not in ("her", "her_k", "updates_every", "compile")})
+                cmd = [sys.executable, __file__, "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
+                       "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
             print("$", " ".join(cmd), flush=True)
-            log = open(workdir / f"train_s{seed}.log", "w")
-            procs[seed] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars), time.perf_counter())
+            log = open(workdir / f"train_{trainer}_s{seed}.log", "w")
+            procs[(trainer, seed)] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars)
         time.sleep(1.0)
-        for seed, (proc, t0) in list(procs.items()):
+        for key, proc in list(procs.items()):
             if proc.poll() is not None:
                 if proc.returncode != 0:
-                    sys.exit(f"error: training seed {seed} failed; see {workdir / f'train_s{seed}.log'}")
-                wall[seed] = time.perf_counter() - t0
-                del procs[seed]
+                    sys.exit(f"error: training {key} failed; see {workdir / f'train_{key[0]}_s{key[1]}.log'}")
+                del procs[key]
 
-    results = {b: [] for b in budgets}
+    results: dict[str, dict[int, list[dict]]] = {t: {b: [] for b in budgets} for t in trainers}
     for seed in args.seeds:
-        run = next((workdir / f"ckpt_s{seed}").glob("sac_*"))
-        for b in budgets:
-            actor, meta = load_policy(run / f"ckpt_ep_{b // ep_len}.pth")
-            env = make_env(args.env)
-            r = evaluate(actor, env, args.eval_episodes, seed=10_000 + seed).summary()
-            env.close()
-            results[b].append(r)
-            print(f"seed {seed} @ {b} steps: {r}", flush=True)
+        for trainer in trainers:
+            if trainer == "ours":
+                run = next((workdir / f"ckpt_s{seed}").glob("sac_*"))
+                rows = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(next((workdir / f"runs_s{seed}").glob("sac_*")) / "training.csv")}
+            else:
+                from stable_baselines3 import SAC
 
-    flags = " ".join(extra) or "(defaults)"
-    print(f"\n{args.env}, flags {flags}, seeds {args.seeds}, {args.eval_episodes} deterministic eval episodes each")
-    print(f"wall time per seed (training, {args.jobs} parallel): " + ", ".join(f"{wall[s]:.0f} s" for s in args.seeds))
-    print("\n| env steps | success rate (mean) | per seed | mean final distance (m) | mean return |")
-    print("| --- | --- | --- | --- | --- |")
-    for b in budgets:
-        rs = results[b]
-        sr = [r["success_rate"] for r in rs]
-        print(f"| {b:,} | {np.mean(sr):.0%} | {' / '.join(f'{x:.0%}' for x in sr)} | "
-              f"{np.mean([r['mean_final_distance'] for r in rs]):.3f} | {np.mean([r['mean_return'] for r in rs]):.1f} |")
+                rows = {int(k): v for k, v in json.loads((workdir / f"sb3_s{seed}" / "times.json").read_text()).items()}
+            for b in budgets:
+                env = make_env(args.env)
+                if trainer == "ours":
+                    policy, _ = load_policy(run / f"ckpt_ep_{b // ep_len}.pth")
+                else:
+                    model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", device="cpu")
+                    policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
+                r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
+                env.close()
+                r["wall_s"] = rows[b]
+                results[trainer][b].append(r)
+                print(f"{trainer} seed {seed} @ {b} steps: success {r['success_rate']:.0%}, return {r['mean_return']:.1f}, "
+                      f"{r['wall_s']:.0f} s", flush=True)
+
+    print(f"\n{args.env}; settings: {' '.join(args.set) or 'defaults'}; seeds {args.seeds}; {args.eval_episodes} deterministic "
+          f"eval episodes per seed; {args.jobs} trainings in parallel, {threads} torch thread(s) each")
+    has_success = all(np.isfinite(r["success_rate"]) for t in trainers for r in results[t][budgets[0]])
+    head = "| trainer | env steps | success rate (mean) | per seed | mean final distance (m) |" if has_success else "| trainer | env steps |"
+    print(head + " mean return | per seed | training wall time (s, mean) |")
+    print("|" + " --- |" * (head.count("|") + 2))
+    for t in trainers:
+        name = "ours" if t == "ours" else "SB3 2.9.2"
+        for b in budgets:
+            rs = results[t][b]
+            cells = [name, f"{b:,}"]
+            if has_success:
+                sr = [r["success_rate"] for r in rs]
+                cells += [f"{np.mean(sr):.0%}", " / ".join(f"{x:.0%}" for x in sr), f"{np.mean([r['mean_final_distance'] for r in rs]):.3f}"]
+            cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}", " / ".join(f"{r['mean_return']:.0f}" for r in rs),
+                      f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
+            print("| " + " | ".join(cells) + " |")
     print(f"\nruns kept in {workdir}")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,15 +55,28 @@ def load_policy(path: Path, device: str | torch.device = "cpu") -> tuple[Actor, 
     return actor, meta
 
 
-@torch.no_grad()
-def evaluate(actor: Actor, env, episodes: int, seed: int, frames: list | None = None, record_episodes: int | None = None) -> EvalResult:
-    """Run ``episodes`` deterministic episodes; the env is seeded once with ``seed`` (fresh goals after).
+def actor_policy(actor: Actor, action_space) -> Callable[[np.ndarray], np.ndarray]:
+    """obs -> the deterministic action of ``actor``, rescaled to ``action_space``'s bounds."""
+    low = action_space.low.astype(np.float32)
+    half_range = (action_space.high.astype(np.float32) - low) / 2
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        action, _ = actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), deterministic=True, with_logprob=False)
+        return (low + (action[0].numpy() + 1.0) * half_range).astype(action_space.dtype)
+
+    return act
+
+
+def evaluate(policy: Actor | Callable[[np.ndarray], np.ndarray], env, episodes: int, seed: int, frames: list | None = None,
+             record_episodes: int | None = None) -> EvalResult:
+    """Run ``episodes`` episodes of ``policy`` (an ``Actor``, run deterministically, or any function from an
+    observation to an env action); the env is seeded once with ``seed`` (fresh goals after).
 
     ``frames``: when a list is given, ``env.render()`` frames of the first ``record_episodes`` episodes
     (all when None) are appended to it (``rgb_array`` envs).
     """
-    low = env.action_space.low.astype(np.float32)
-    high = env.action_space.high.astype(np.float32)
+    act = actor_policy(policy, env.action_space) if isinstance(policy, Actor) else policy
     rets, dists, succ, lens = [], [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed if i == 0 else None)
@@ -71,9 +85,7 @@ def evaluate(actor: Actor, env, episodes: int, seed: int, frames: list | None = 
             frames.append(env.render())
         ret, n, done = 0.0, 0, False
         while not done:
-            action, _ = actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), deterministic=True, with_logprob=False)
-            a = action[0].numpy()
-            obs, reward, terminated, truncated, info = env.step((low + (a + 1.0) * (high - low) / 2).astype(env.action_space.dtype))
+            obs, reward, terminated, truncated, info = env.step(act(obs))
             if record:
                 frames.append(env.render())
             ret += float(reward)
