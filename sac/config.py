@@ -41,7 +41,7 @@ class Config:
     hidden: list[int] = _opt([256, 256], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
     utd: int = _opt(1, "update-to-data ratio: gradient updates per env step")
     updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (faster, not the same run as 1; episodes end with a flush)")
-    her: bool = _opt(False, "hindsight goal relabelling (goal envs only: Robot6Reach-v0, or Dict observation/achieved_goal/desired_goal envs)")
+    her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
     compile: bool = _opt(False, "torch.compile the networks (on CUDA: with CUDA graphs); compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")

@@ -94,7 +94,7 @@ def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp
         out = capsys.readouterr().out
         assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
         assert "corrupt.pth" in out and "INVALID: unreadable" in out
-        assert "150" in out  # replay transitions of latest.pth (3 episodes x 50 steps)
+        assert "750" in out  # replay transitions of latest.pth: 3 episodes x 50 steps, each with 4 HER copies
         assert inspect.main([str(folder / "latest.pth")]) == 0
         detail = capsys.readouterr().out
         assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
