@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from sac import checkpoint as ckpt  # noqa: E402
 from sac.agent import SAC  # noqa: E402
 from sac.fileio import atomic_write_bytes  # noqa: E402
-from sac.replay import FIELDS, ReplayBuffer, ReplayStore  # noqa: E402
+from sac.replay import FIELDS, Batch, ReplayBuffer, ReplayStore  # noqa: E402
 
 OBS, ACT, EP = 18, 6, 50
 
@@ -50,6 +50,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="save_cost_", dir=args.dir))
     rng = np.random.default_rng(0)
     agent = SAC(OBS, ACT, [256, 256], 1e-3, 0.95, 0.005, 0.1)
+    batch = Batch(torch.randn(256, OBS), torch.rand(256, ACT) * 2 - 1, torch.randn(256), torch.randn(256, OBS), torch.zeros(256))
+    agent.update(batch)  # so that the optimizers hold their moment estimates, as in a real checkpoint
     buf = ReplayBuffer(args.capacity, OBS, ACT, seed=0)
     store = ReplayStore(folder / "replay")
     t0 = time.perf_counter()
