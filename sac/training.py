@@ -424,7 +424,8 @@ class Trainer:
                     f"{report.loaded:,} of {report.expected:,} transitions and continuing with those"
                 )
             else:
-                print(f"[RESUME] Replay buffer: {report.loaded:,} transitions restored in {time.perf_counter() - t0:.2f} s")
+                her = " (hindsight copies included)" if self.goals is not None else ""
+                print(f"[RESUME] Replay buffer: {report.loaded:,} transitions{her} restored in {time.perf_counter() - t0:.2f} s")
         if resume.in_place:
             for f in self.run_dir.glob("*.pth"):
                 m = ckpt.read_replay_manifest(f)
