@@ -43,6 +43,7 @@ class Config:
     updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (faster, not the same run as 1; episodes end with a flush)")
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
+    replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
     compile: bool = _opt(False, "torch.compile the networks (on CUDA: with CUDA graphs); compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")

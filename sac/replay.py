@@ -35,9 +35,22 @@ class ReplayBuffer:
     ``count`` is the number of transitions ever added; transition ``i`` lives at index ``i % capacity``, so
     the write position is ``count % capacity``. Sampling draws indices with the buffer's own
     ``np.random.Generator`` (``self.rng``), whose state is part of a checkpoint.
+
+    ``on_device=True`` keeps a copy of the ring on ``device`` (the GPU), refreshed with the new transitions
+    in one copy per field just before a sample, and gathers batches there: no host-to-device copy of the
+    batch per update. The numpy arrays stay the master copy (persistence, hindsight relabelling), and the
+    sampled indices are the same either way.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, seed: int | None = None, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        act_dim: int,
+        seed: int | None = None,
+        device: torch.device | str = "cpu",
+        on_device: bool = False,
+    ):
         self.capacity = int(capacity)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = torch.device(device)
@@ -48,6 +61,12 @@ class ReplayBuffer:
         self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
         self.count = 0
+        self._mirror: dict[str, torch.Tensor] | None = None
+        if on_device:
+            self._mirror = {
+                name: torch.zeros(getattr(self, name).shape, dtype=torch.float32, device=self.device) for name in FIELDS
+            }
+        self._synced = 0  # transitions before this number are in the mirror
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
@@ -78,8 +97,23 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         """``batch_size`` transitions drawn uniformly with replacement, as tensors on ``self.device``."""
         idx = self.rng.integers(0, len(self), size=batch_size)
+        if self._mirror is not None:
+            self._sync_mirror()
+            index = torch.from_numpy(idx).to(self.device)
+            return Batch(*(self._mirror[name].index_select(0, index) for name in FIELDS))
         arrays = (self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.terminated[idx])
         return Batch(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
+
+    def _sync_mirror(self) -> None:
+        """Copy the transitions added since the last sync into the device mirror (at most two slices)."""
+        start = max(self._synced, self.count - self.capacity)
+        while start < self.count:
+            i = start % self.capacity
+            n = min(self.count - start, self.capacity - i)
+            for name in FIELDS:
+                self._mirror[name][i : i + n].copy_(torch.from_numpy(getattr(self, name)[i : i + n]))
+            start += n
+        self._synced = self.count
 
     def transitions(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Copies of transitions ``start`` to ``stop - 1`` (by ``count`` numbering; all still in the ring)."""
@@ -94,6 +128,7 @@ class ReplayBuffer:
     def put(self, start: int, data: dict[str, np.ndarray]) -> None:
         """Write transitions numbered from ``start`` (inverse of ``transitions``); ``count`` is not changed."""
         n = len(data["rew"])
+        self._synced = min(self._synced, start)  # the mirror must be refreshed from here on
         i = start % self.capacity
         if i + n <= self.capacity:
             for name in FIELDS:

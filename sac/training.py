@@ -355,7 +355,9 @@ class Trainer:
             obs_dim, act_dim, config.hidden, config.lr, config.gamma, config.tau, config.init_alpha, device,
             compile=config.compile,
         )
-        self.replay = ReplayBuffer(config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device)
+        self.replay = ReplayBuffer(
+            config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
+        )
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed
 

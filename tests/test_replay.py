@@ -133,3 +133,21 @@ def test_discard_after_cuts_a_segment_straddling_the_checkpoint(tmp_path):
     restored = ReplayBuffer(1000, 3, 2)
     assert ReplayStore(tmp_path).load(restored, {"generation": 0, "count": 60, "capacity": 1000}).complete
     assert restored.rew[:60].tolist() == list(range(60)) and restored.count == 60
+
+
+def test_device_mirror_samples_the_same_batches(tmp_path):
+    # On a CPU-only machine the "device" is the CPU, but the mirror code path is the same as on a GPU.
+    plain, mirrored = ReplayBuffer(64, 3, 2, seed=7), ReplayBuffer(64, 3, 2, seed=7, on_device=True)
+    store = ReplayStore(tmp_path)
+    for round_ in range(5):  # wraps around the 64-slot ring
+        for buf in (plain, mirrored):
+            fill(buf, 30, start=buf.count)
+            buf.add_batch(*(a[:5] for a in buf.transitions(buf.count - 5, buf.count).values()))
+        manifest = store.save(plain)
+        for a, b in zip(plain.sample(32), mirrored.sample(32), strict=True):
+            assert torch.equal(a, b)
+    restored = ReplayBuffer(64, 3, 2, seed=7, on_device=True)
+    ReplayStore(tmp_path).load(restored, manifest)
+    restored.rng.bit_generator.state = plain.rng.bit_generator.state
+    for a, b in zip(plain.sample(32), restored.sample(32), strict=True):
+        assert torch.equal(a, b)
