@@ -40,7 +40,7 @@ class Config:
     learning_starts: int = _opt(1000, "env steps of uniformly random actions before learning starts")
     hidden: list[int] = _opt([256, 256], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
     utd: int = _opt(1, "update-to-data ratio: gradient updates per env step")
-    updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (faster, not the same run as 1; episodes end with a flush)")
+    updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (not the same run as 1; no faster on a 2-core CPU; updates are flushed at episode ends)")
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
