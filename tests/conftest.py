@@ -37,6 +37,11 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory) -> Path:
+    """A finished 4-episode Robot6Reach-v0 run (checkpoints every 2 episodes) in its own folder, shared by
+    the tests of a session: copy it before changing anything in it."""
+    folder = tmp_path_factory.mktemp("short_run")
+    result = run_cli("--episodes", "4", "--ckpt-every", "2", *FAST, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder

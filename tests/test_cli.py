@@ -27,18 +27,9 @@ def tb_steps(run_dir: Path, tag: str = "episode/reward") -> list[int]:
     return [e.step for e in acc.Scalars(tag)]
 
 
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    """A finished 4-episode run (checkpoints every 2 episodes), copied by the tests that use it."""
-    folder = tmp_path_factory.mktemp("base")
-    result = run_cli("--episodes", "4", "--ckpt-every", "2", *FAST, cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return folder
-
-
 @pytest.fixture
-def trained(base_run, tmp_path) -> Path:
-    shutil.copytree(base_run, tmp_path, dirs_exist_ok=True)
+def trained(short_run, tmp_path) -> Path:
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 

@@ -1,6 +1,7 @@
 """The tools around a run: evaluate (+ video), compare, inspect, export, and wandb continuity."""
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,10 @@ from conftest import FAST, ROOT, cli_env, run_cli
 from sac import compare, evaluate, export, inspect
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A short Robot6Reach-v0 run (checkpoints in run/checkpoints, logs in run/runs)."""
-    folder = tmp_path_factory.mktemp("tools")
-    result = run_cli("--episodes", "3", "--ckpt-every", "2", *FAST, cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return folder
+@pytest.fixture
+def run(short_run) -> Path:
+    """The session's short Robot6Reach-v0 run (checkpoints in run/checkpoints, logs in run/runs); read only."""
+    return short_run
 
 
 def ckpt_dir(run: Path) -> Path:
@@ -86,24 +84,22 @@ def test_compare_helpers():
 
 
 def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp_path, capsys):
-    folder = ckpt_dir(run)
+    shutil.copytree(run / "checkpoints", tmp_path / "checkpoints")
+    folder = ckpt_dir(tmp_path)
     (folder / "corrupt.pth").write_bytes(b"\x00garbage")
     digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")}
-    try:
-        assert inspect.main([str(run / "checkpoints")]) == 0
-        out = capsys.readouterr().out
-        assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
-        assert "corrupt.pth" in out and "INVALID: unreadable" in out
-        assert "750" in out  # replay transitions of latest.pth: 3 episodes x 50 steps, each with 4 HER copies
-        assert inspect.main([str(folder / "latest.pth")]) == 0
-        detail = capsys.readouterr().out
-        assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
-        assert "policy.trunk.0.weight: (32, 18) float32" in detail and "q1.4.weight: (1, 32) float32" in detail
-        assert "lr = 0.001" in detail
-        assert inspect.main([str(folder / "corrupt.pth")]) == 2
-        assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")} == digest
-    finally:
-        (folder / "corrupt.pth").unlink()
+    assert inspect.main([str(tmp_path / "checkpoints")]) == 0
+    out = capsys.readouterr().out
+    assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
+    assert "corrupt.pth" in out and "INVALID: unreadable" in out
+    assert "1,000" in out  # replay transitions of latest.pth: 4 episodes x 50 steps, each with 4 HER copies
+    assert inspect.main([str(folder / "latest.pth")]) == 0
+    detail = capsys.readouterr().out
+    assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
+    assert "policy.trunk.0.weight: (32, 18) float32" in detail and "q1.4.weight: (1, 32) float32" in detail
+    assert "lr = 0.001" in detail
+    assert inspect.main([str(folder / "corrupt.pth")]) == 2
+    assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")} == digest
 
 
 @pytest.mark.parametrize("fmt, suffix", [("torchscript", ".pt"), ("onnx", ".onnx")])
