@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from sac.training import make_env
 
         mode = "rgb_array" if args.video else "human" if args.gui else None
-        env = make_env(meta["env_id"], render_mode=mode) if mode else make_env(meta["env_id"])
+        env = make_env(meta["env_id"], render_mode=mode)
         frames: list | None = [] if args.video else None
         try:
             result = evaluate(actor, env, args.episodes, args.seed, frames, record_episodes=args.video_episodes)

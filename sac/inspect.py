@@ -19,22 +19,14 @@ import torch
 
 from sac import checkpoint as ckpt
 from sac.errors import CheckpointError
-from sac.replay import list_segments
+from sac.replay import ReplayStore
 
 
 def replay_on_disk(run_dir: Path, manifest: dict[str, int] | None) -> str:
     """How many of a checkpoint's replay transitions have segment files (by file name; nothing is read)."""
     if not manifest:
         return "-"
-    gen, count, capacity = int(manifest["generation"]), int(manifest["count"]), int(manifest["capacity"])
-    lo = max(0, count - capacity)
-    spans = sorted((s, min(e, count)) for g, s, e, _ in list_segments(run_dir / "replay") if g == gen and s < count and e > lo)
-    covered, p = 0, lo
-    for s, e in spans:
-        if s <= p < e:
-            covered += e - p
-            p = e
-    want = count - lo
+    covered, want = ReplayStore(run_dir / "replay").covered(manifest)
     return f"{want:,}" if covered >= want else f"{covered:,} of {want:,}"
 
 

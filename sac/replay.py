@@ -227,7 +227,7 @@ class ReplayStore:
         """
         gen, count = int(manifest["generation"]), int(manifest["count"])
         lo = max(0, count - buffer.capacity)
-        segs = [(s, e, f) for g, s, e, f in list_segments(self.folder) if g == gen and s < count and e > lo]
+        segs = self._window_segments(gen, lo, count)
         chunks: list[tuple[int, dict[str, np.ndarray]]] = []
         missing, p = 0, lo
         while p < count:
@@ -259,6 +259,23 @@ class ReplayStore:
             self.generation, self.persisted, self._merge_from = gen + 1, 0, 0
         self._small = 0
         return ReplayLoadReport(expected=count - lo, loaded=loaded, missing_segments=missing)
+
+    def _window_segments(self, generation: int, lo: int, count: int) -> list[tuple[int, int, Path]]:
+        """(start, stop, path) of the segments of ``generation`` holding any of transitions ``lo..count-1``."""
+        return [(s, e, f) for g, s, e, f in list_segments(self.folder) if g == generation and s < count and e > lo]
+
+    def covered(self, manifest: dict[str, int]) -> tuple[int, int]:
+        """(transitions of ``manifest``'s window that segment files cover, transitions in the window), judged
+        by file names alone: nothing is read."""
+        count = int(manifest["count"])
+        lo = max(0, count - int(manifest["capacity"]))
+        covered, p = 0, lo
+        for s, e, _ in sorted(self._window_segments(int(manifest["generation"]), lo, count)):
+            p = max(p, s)  # past a gap, as ``load`` goes on with the next segment
+            if p < e:
+                covered += min(e, count) - p
+                p = min(e, count)
+        return covered, count - lo
 
     def discard_after(self, count: int) -> None:
         """Drop what the current generation holds past ``count``: written after a checkpoint that never

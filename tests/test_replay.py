@@ -58,7 +58,9 @@ def test_missing_segment_loads_the_rest_and_starts_a_new_generation(tmp_path):
     for _ in range(4):
         fill(buf, 50, start=buf.count)
         manifest = store.save(buf)
+    assert ReplayStore(tmp_path).covered(manifest) == (200, 200)
     list_segments(tmp_path)[1][3].unlink()
+    assert ReplayStore(tmp_path).covered(manifest) == (150, 200)  # what sac.inspect reports, by file names
     restored = ReplayBuffer(1000, 3, 2)
     loader = ReplayStore(tmp_path)
     report = loader.load(restored, manifest)
