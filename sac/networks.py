@@ -3,11 +3,18 @@
 The actor is a tanh-squashed Gaussian. The twin critics are stored as one stacked module so that both run in
 a single batched matmul per layer; ``TwinCritic.plain_state_dicts`` converts them to two ordinary
 ``mlp`` state_dicts (the checkpoint format), so a checkpoint's ``q1``/``q2`` load into a plain MLP critic.
+
+Besides ``forward`` (autograd), both networks have a traced forward and a hand-written backward
+(``Actor.sample_traced``/``Actor.backward``, ``TwinCritic.forward_traced``/``TwinCritic.backward``): the same
+math with the gradients written out, which ``SAC.update`` uses because on a CPU the autograd engine's
+bookkeeping costs about as much as the small matmuls themselves. ``tests/test_agent.py`` checks them against
+autograd. They run under ``torch.no_grad()`` and support ReLU MLPs only, which is what these classes build.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,6 +23,7 @@ from torch.nn import functional as F
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as Spinning Up; keeps exp(log_std) finite
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
+_relu_backward = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, output_activation: type[nn.Module] | None = None) -> nn.Sequential:
@@ -65,6 +73,62 @@ class Actor(nn.Module):
         squash = (2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))).sum(-1)
         return action, gauss - squash
 
+    def sample_traced(self, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ActorTrace]:
+        """``forward(obs)`` with the noise ``eps`` given, keeping what ``backward`` needs. Use under no_grad."""
+        linears = self.trunk[::2]
+        inputs = [obs]
+        h = obs
+        for lin in linears:
+            h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+            inputs.append(h)
+        mu = torch.addmm(self.mu.bias, h, self.mu.weight.t())
+        raw_log_std = torch.addmm(self.log_std.bias, h, self.log_std.weight.t())
+        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        std = log_std.exp()
+        u = torch.addcmul(mu, std, eps)
+        action = torch.tanh(u)
+        gauss = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
+        squash = (2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))).sum(-1)
+        return action, gauss - squash, ActorTrace(inputs, raw_log_std, std * eps, action)
+
+    def backward(self, trace: ActorTrace, d_action: torch.Tensor, d_logp: float | torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of a loss L for ``self.parameters()`` (same order), given dL/d(action) (B, act_dim) and
+        dL/d(logp), a scalar (the same for every sample: a float or a 0-d tensor) or a (B, 1) column.
+
+        From ``u = mu + std * eps``, ``action = tanh(u)``, ``logp = sum(-eps^2/2 - log_std - log(2 pi)/2)
+        - sum(log(1 - tanh(u)^2))``: dlogp/du = 2 tanh(u), dlogp/dlog_std = -1, du/dlog_std = std * eps;
+        the clamp passes gradient where ``LOG_STD_MIN <= log_std <= LOG_STD_MAX`` (as autograd's clamp).
+        """
+        a = trace.action
+        du = d_action * (1.0 - a * a) + (2.0 * d_logp) * a
+        raw = trace.raw_log_std
+        d_log_std = (du * trace.std_eps - d_logp) * ((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX))
+        h = trace.inputs[-1]
+        grads = [du.t() @ h, du.sum(0), d_log_std.t() @ h, d_log_std.sum(0)]  # mu, log_std
+        d = (du @ self.mu.weight).addmm_(d_log_std, self.log_std.weight)
+        trunk: list[torch.Tensor] = []
+        linears = self.trunk[::2]
+        for i in range(len(linears) - 1, -1, -1):
+            d = _relu_backward(d, trace.inputs[i + 1], 0)
+            trunk[:0] = [d.t() @ trace.inputs[i], d.sum(0)]
+            if i > 0:
+                d = d @ linears[i].weight
+        return trunk + grads
+
+
+class ActorTrace(NamedTuple):
+    """What ``Actor.backward`` needs from ``Actor.sample_traced``: each Linear's input (and the last ReLU
+    output), the unclamped log-std, ``std * eps`` and the action."""
+
+    inputs: list[torch.Tensor]
+    raw_log_std: torch.Tensor
+    std_eps: torch.Tensor
+    action: torch.Tensor
+
+    def rows(self, start: int) -> ActorTrace:
+        """The trace of rows ``start:`` only (the rows a loss is taken over)."""
+        return ActorTrace([x[start:] for x in self.inputs], self.raw_log_std[start:], self.std_eps[start:], self.action[start:])
+
 
 class TwinCritic(nn.Module):
     """``n`` Q-networks Q(s, a) with identical shapes, stored stacked: ``weights[l]`` is (n, in, out).
@@ -93,6 +157,47 @@ class TwinCritic(nn.Module):
             if i < last:
                 x = F.relu(x)
         return x.squeeze(-1)
+
+    def forward_traced(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x = cat(obs, act): (B, in) -> Q values (n, B, 1) and each layer's input, for ``backward``.
+
+        The same values as ``forward``; bias added after the matmul (a broadcast bias in ``baddbmm`` is copied
+        first, which is slower on a CPU). Use under no_grad.
+        """
+        x = x.expand(self.n, -1, -1)
+        inputs = [x]
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.bmm(x, w).add_(b)
+            if i < last:
+                x = x.relu_()
+                inputs.append(x)
+        return x, inputs
+
+    def backward(
+        self, inputs: list[torch.Tensor], d_q: torch.Tensor, weights: bool = True, input_from: int | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Backpropagate dL/dQ (n, B, 1) through the critics traced by ``forward_traced``.
+
+        Returns the gradients for ``self.parameters()`` (weights then biases; empty if ``weights`` is False)
+        and, if ``input_from`` is given, dL/d(input[:, input_from:]) summed over the critics, (B, in - input_from).
+        """
+        ws = list(self.weights)
+        g_w: list[torch.Tensor] = [d_q] * len(ws)
+        g_b: list[torch.Tensor] = [d_q] * len(ws)
+        d = d_q
+        for i in range(len(ws) - 1, -1, -1):
+            if weights:
+                g_w[i] = torch.bmm(inputs[i].transpose(1, 2), d)
+                g_b[i] = d.sum(1, keepdim=True)
+            if i > 0:
+                w_t = ws[i].transpose(1, 2)
+                # An outer product when the layer has one output: a broadcast multiply, not a K=1 matmul.
+                d = _relu_backward(d * w_t if d.shape[-1] == 1 else torch.bmm(d, w_t), inputs[i], 0)
+        d_input = None
+        if input_from is not None:
+            d_input = torch.bmm(d, ws[0][:, input_from:].transpose(1, 2)).sum(0)
+        return (g_w + g_b) if weights else [], d_input
 
     def plain_state_dicts(self) -> list[dict[str, torch.Tensor]]:
         """One state_dict per critic, in the key layout of ``mlp(self.sizes)`` (copies, detached)."""

@@ -7,6 +7,7 @@ Files are written through ``sac.checkpoint`` and ``sac.logger``; the agent never
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime as _dt
 import json
@@ -288,6 +289,24 @@ class _StopRequest:
         sys.stderr.flush()
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS at once.
+
+    Each update allocates and frees tensors of a few hundred KB. glibc serves those with fresh ``mmap``s or
+    trims the heap after freeing them, so every update took ~250 page faults (zeroed pages) on a 2-core CPU;
+    with these settings it takes ~1 and runs a few percent faster. Blocks over 32 MB (the replay arrays)
+    are still mmapped. The setting is process-wide; nothing happens off glibc (returns False).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_trim_threshold, 512 << 20)) and bool(mallopt(m_mmap_threshold, 32 << 20))
+
+
 def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
     """Run (or resume) training as ``config`` says; returns where the run's files are.
 
@@ -321,6 +340,7 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
                 f"pass a larger --episodes to train more"
             )
     device = resolve_device(config.device)
+    keep_freed_memory()
     env = make_env(config.env_id)
     try:
         return Trainer(config, env, device, resume).run()

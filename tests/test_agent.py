@@ -57,6 +57,33 @@ def test_critic_loss_falls_on_a_fixed_batch():
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
 
 
+@pytest.mark.parametrize("hidden", [[32, 32], [16], [8, 8, 8]])
+def test_closed_form_update_matches_autograd(hidden):
+    """update() writes the gradients out; five steps of it must land where update_autograd() does."""
+    torch.manual_seed(0)
+    fast = SAC(6, 2, hidden, 1e-3, 0.95, 0.005, 0.5)
+    with torch.no_grad():  # push some log-stds past both clamp bounds, so the clamp's gradient mask matters
+        fast.actor.log_std.bias.copy_(torch.tensor([3.0, -21.0]))
+    ref = copy.deepcopy(fast)
+    for i in range(5):
+        batch = fixed_batch(seed=i)
+        torch.manual_seed(100 + i)  # the same noise for both
+        m_fast = fast.update(batch)
+        torch.manual_seed(100 + i)
+        m_ref = ref.update_autograd(batch)
+        for k in m_ref:
+            torch.testing.assert_close(m_fast[k], m_ref[k], rtol=1e-4, atol=1e-5, msg=k)
+    fast_state, ref_state = fast.state_dict(), ref.state_dict()
+    for key in ("policy", "q1", "q2", "q1_target", "q2_target"):
+        for name in ref_state[key]:
+            torch.testing.assert_close(fast_state[key][name], ref_state[key][name], rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
+    for key in ("policy_opt", "q_opt", "alpha_opt"):
+        for idx, st in ref_state[key]["state"].items():
+            for name in ("step", "exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(fast_state[key]["state"][idx][name], st[name], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(fast.log_alpha, ref.log_alpha)
+
+
 def test_alpha_moves_towards_target_entropy():
     agent = make_agent()
     batch = fixed_batch()
