@@ -32,19 +32,24 @@ POINTER_FILE = "latest_checkpoint.json"
 _PERIODIC = re.compile(r"ckpt_(ep|step)_(\d+)\.pth$")
 
 
-def save_checkpoint(state: dict[str, Any], *paths: Path) -> int:
-    """Serialise the checkpoint dict ``state`` once and write it atomically to each of ``paths``.
-
-    Returns the size in bytes. Raises ``OSError`` when the disk is full or the folder read-only; the
-    previous file at that path is then untouched.
-    """
+def serialize_checkpoint(state: dict[str, Any]) -> memoryview:
+    """The bytes of the checkpoint dict ``state`` (a snapshot: later changes to the tensors do not show)."""
     missing = [k for k in REQUIRED_KEYS if k not in state]
     unknown = [k for k in state if k not in REQUIRED_KEYS + OPTIONAL_KEYS]
     if missing or unknown:
         raise ValueError(f"checkpoint dict: missing keys {missing}, unknown keys {unknown}")
     buf = io.BytesIO()
     torch.save(state, buf)
-    data = buf.getbuffer()
+    return buf.getbuffer()
+
+
+def save_checkpoint(state: dict[str, Any], *paths: Path) -> int:
+    """Serialise the checkpoint dict ``state`` once and write it atomically to each of ``paths``.
+
+    Returns the size in bytes. Raises ``OSError`` when the disk is full or the folder read-only; the
+    previous file at that path is then untouched.
+    """
+    data = serialize_checkpoint(state)
     for path in paths:
         atomic_write_bytes(Path(path), data)
     return len(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -196,8 +197,12 @@ class ReplayStore:
         self._small = 0
         self.needs_prune = False
 
-    def save(self, buffer: ReplayBuffer) -> dict[str, int]:
-        """Write the transitions added since the last save; returns the manifest for the checkpoint."""
+    def save(self, buffer: ReplayBuffer, write: Callable[[Path, bytes], None] | None = None) -> dict[str, int]:
+        """Write the transitions added since the last save; returns the manifest for the checkpoint.
+
+        ``write(path, data)`` does the file write instead of an atomic write here (a background writer
+        queues it); if that write then fails, ``rewind`` to the ``bookmark`` taken before this call.
+        """
         lo = max(0, buffer.count - buffer.capacity)
         start = max(self.persisted, lo)
         if buffer.count > start:
@@ -207,16 +212,24 @@ class ReplayStore:
                 self.needs_prune = True  # once the checkpoint lands, the merged small segments can go
             else:
                 self._small += 1
-            self._write(start, buffer.transitions(start, buffer.count))
+            self._write(start, buffer.transitions(start, buffer.count), write or atomic_write_bytes)
             self.persisted = buffer.count
         return {"generation": self.generation, "count": buffer.count, "capacity": buffer.capacity}
 
-    def _write(self, start: int, data: dict[str, np.ndarray]) -> None:
+    def bookmark(self) -> tuple[int, int, int, int, bool]:
+        """The store's bookkeeping, for ``rewind`` after a deferred ``save`` write failed."""
+        return (self.generation, self.persisted, self._merge_from, self._small, self.needs_prune)
+
+    def rewind(self, mark: tuple[int, int, int, int, bool]) -> None:
+        """Back to ``bookmark``'s state: the next ``save`` writes again what the failed one did not."""
+        self.generation, self.persisted, self._merge_from, self._small, self.needs_prune = mark
+
+    def _write(self, start: int, data: dict[str, np.ndarray], write: Callable[[Path, bytes], None] = atomic_write_bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         blob = io.BytesIO()
         torch.save({k: torch.from_numpy(v) for k, v in data.items()}, blob)
         stop = start + len(data["rew"])
-        atomic_write_bytes(self.folder / segment_name(self.generation, start, stop), blob.getbuffer())
+        write(self.folder / segment_name(self.generation, start, stop), blob.getbuffer())
 
     def load(self, buffer: ReplayBuffer, manifest: dict[str, int]) -> ReplayLoadReport:
         """Fill the empty ``buffer`` with the transitions of ``manifest``; exact when the report is complete.

@@ -32,7 +32,7 @@ from sac import checkpoint as ckpt
 from sac.agent import SAC
 from sac.config import RUN_FIELDS, Config, flag_of
 from sac.errors import CheckpointError, ConfigError
-from sac.fileio import atomic_write_json
+from sac.fileio import BackgroundWriter, atomic_write_bytes, atomic_write_json
 from sac.her import FlattenGoalObservation, goal_spec, is_goal_dict_space, relabel_episode
 from sac.logger import RunLogger
 from sac.replay import ReplayBuffer, ReplayStore
@@ -348,6 +348,17 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
         env.close()
 
 
+@dataclass
+class _SaveInFlight:
+    """A save whose files the background writer is writing."""
+
+    episode: int
+    names: list[str]
+    manifest: dict[str, int]
+    store_mark: tuple[int, int, int, int, bool]
+    periodic: bool
+
+
 class Trainer:
     """One run: builds (or restores) agent, replay buffer and logs, then loops over episodes."""
 
@@ -417,6 +428,8 @@ class Trainer:
         atomic_write_json(self.log_dir / "config.json", run_info)
         self.meta_base = {"format_version": ckpt.FORMAT_VERSION, **self.signature, "run_name": self.run_name, "versions": _versions()}
         self.last_path: Path | None = None
+        self.writer = BackgroundWriter()
+        self._in_flight: _SaveInFlight | None = None
 
     def _restore(self, resume: _Resume) -> dict[str, Any] | None:
         """Load the complete state of ``resume`` into this trainer; returns the logger's saved state."""
@@ -500,7 +513,11 @@ class Trainer:
                     bar.set_postfix(postfix, refresh=False)
             finally:
                 bar.close()
-                self.logger.close()
+                try:
+                    self._finish_save()
+                finally:
+                    self.writer.close()
+                    self.logger.close()
             if stop.requested and self.last_path is not None:
                 print(f"Saved {self.last_path} at episode {self.episode}; resume with: python Train_Robot6.py --resume")
         return TrainResult(
@@ -572,9 +589,12 @@ class Trainer:
     def _save(self, ep_reward: float) -> None:
         """Checkpoint the state at this episode end: latest.pth, plus best/periodic files when due.
 
-        A failed save (disk full, read-only folder) is reported and training goes on; the files written
-        before stay valid because every write is atomic.
+        The state is gathered and serialised here; the files (replay segment, checkpoints, pointer, in that
+        order) are written by a background thread while the next episode runs, and ``_finish_save`` collects
+        the result at the next episode end or when the run stops. A failed save (disk full, read-only folder)
+        is reported and training goes on; the files written before stay valid because every write is atomic.
         """
+        self._finish_save()
         config = self.config
         is_best = ep_reward > self.best_reward
         self.best_reward = max(self.best_reward, ep_reward)
@@ -590,10 +610,12 @@ class Trainer:
                 periodic.append(f"ckpt_step_{self.global_step}.pth")
         names += periodic
         saved_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        mark = self.store.bookmark()
+        segments: list[tuple[Path, bytes]] = []
         try:
             self.logger.flush()  # logs first: a checkpoint never runs ahead of training.csv
-            manifest = self.store.save(self.replay)
-            state = {
+            manifest = self.store.save(self.replay, write=lambda path, data: segments.append((path, data)))
+            data = ckpt.serialize_checkpoint({
                 **self.agent.state_dict(),
                 "global_step": self.global_step,
                 "episode": self.episode,
@@ -602,18 +624,46 @@ class Trainer:
                 "rng": capture_rng(self.env, self.replay, self.device),
                 "replay": manifest,
                 "logger": self.logger.state_dict(),
-            }
-            ckpt.save_checkpoint(state, *(self.run_dir / n for n in names))
-            ckpt.write_pointer(Path(config.checkpoint_dir), self.run_name, self.run_dir / "latest.pth", self.episode, self.global_step, saved_at)
+            })
         except OSError as e:
-            tqdm.write(f"WARNING: could not save the checkpoint of episode {self.episode} in {self.run_dir} ({e}); "
-                       f"the previous checkpoint stays valid and training goes on", file=sys.stderr)
+            self.store.rewind(mark)
+            self._warn_failed_save(self.episode, e)
             return
-        self.last_path = self.run_dir / "latest.pth"
-        for n in names:
-            self.manifests[n] = manifest
-        if periodic or self.store.needs_prune:
-            self._housekeeping()
+        paths = [self.run_dir / n for n in names]
+        pointer = (Path(config.checkpoint_dir), self.run_name, paths[0], self.episode, self.global_step, saved_at)
+
+        def write() -> None:
+            for path, blob in segments:  # the replay data first: a checkpoint never points at missing data
+                atomic_write_bytes(path, blob)
+            for path in paths:
+                atomic_write_bytes(path, data)
+            ckpt.write_pointer(*pointer)
+
+        self.writer.submit(write)
+        self._in_flight = _SaveInFlight(self.episode, names, manifest, mark, bool(periodic))
+
+    def _finish_save(self) -> None:
+        """Wait for the save in flight; on success record its files (and tidy up when due), on an
+        ``OSError`` report it and rewind the replay store so that the next save writes its data again."""
+        save, self._in_flight = self._in_flight, None
+        if save is None:
+            return
+        error = self.writer.wait()
+        if error is None:
+            self.last_path = self.run_dir / "latest.pth"
+            for n in save.names:
+                self.manifests[n] = save.manifest
+            if save.periodic or self.store.needs_prune:
+                self._housekeeping()
+        elif isinstance(error, OSError):
+            self.store.rewind(save.store_mark)
+            self._warn_failed_save(save.episode, error)
+        else:
+            raise error
+
+    def _warn_failed_save(self, episode: int, error: OSError) -> None:
+        tqdm.write(f"WARNING: could not save the checkpoint of episode {episode} in {self.run_dir} ({error}); "
+                   f"the previous checkpoint stays valid and training goes on", file=sys.stderr)
 
     def _housekeeping(self) -> None:
         """Apply --keep-last to periodic checkpoints and delete replay segments no checkpoint needs."""

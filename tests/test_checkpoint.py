@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import threading
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from sac import checkpoint as ckpt
 from sac.agent import SAC
 from sac.errors import CheckpointError
+from sac.fileio import BackgroundWriter, atomic_write_bytes
 
 SIGNATURE = {"env_id": "Robot6Reach-v0", "obs_dim": 18, "act_dim": 6, "action_low": [-1.0] * 6, "action_high": [1.0] * 6}
 
@@ -133,3 +135,29 @@ def test_resume_candidates_order(tmp_path):
     assert json.loads((tmp_path / ckpt.POINTER_FILE).read_text())["path"] == f"{old.name}/latest.pth"
     assert ckpt.find_resume_candidates(tmp_path)[0] == old / "latest.pth"
     assert ckpt.find_resume_candidates(tmp_path / "nothing") == []
+
+
+def test_background_writer_runs_jobs_in_order_and_reports_their_errors(tmp_path):
+    writer = BackgroundWriter()
+    release, done = threading.Event(), []
+
+    def slow_job():
+        release.wait(10)
+        atomic_write_bytes(tmp_path / "a.bin", b"first")
+        done.append("a")
+
+    writer.submit(slow_job)  # returns while the job waits
+    assert done == []
+    with pytest.raises(RuntimeError, match="wait"):
+        writer.submit(lambda: None)  # one job in flight at most
+    release.set()
+    assert writer.wait() is None and done == ["a"]
+    assert (tmp_path / "a.bin").read_bytes() == b"first"
+
+    def failing_job():
+        raise OSError(28, "No space left on device")
+
+    writer.submit(failing_job)
+    error = writer.wait()
+    assert isinstance(error, OSError) and error.errno == 28
+    assert writer.close() is None
