@@ -3,9 +3,11 @@
 time of one update goes (torch.profiler, grouped into matrix products, optimizer and the rest).
 
 "naive" is the textbook layout: two separate critic MLPs (and two targets), ``torch.optim.Adam`` with its
-default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_``; "ours" is
-``sac.agent.SAC`` (both critics stacked in one batched matmul per layer, fused Adam, ``_foreach_lerp_``);
-"ours --compile" adds ``torch.compile``. Obs 18, act 6, 256x256, batch 256 (Robot6Reach-v0 sizes).
+default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_``; "ours, autograd" is
+``sac.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
+``_foreach_lerp_``); "ours" is the default ``SAC.update`` (the same, with the gradients written out and the
+fused Adam kernel called directly); "ours --compile" is the autograd update with ``torch.compile``.
+Obs 18, act 6, 256x256, batch 256 (Robot6Reach-v0 sizes).
 
     python bench/update_speed.py
     python bench/update_speed.py --threads 1 --repeats 5
@@ -72,6 +74,13 @@ class NaiveSAC:
                     tp.mul_(1 - self.tau).add_(self.tau * p)
 
 
+class AutogradSAC(SAC):
+    """Our agent with the autograd update (what ``SAC.update`` was before the gradients were written out)."""
+
+    def update(self, batch: Batch):
+        return self.update_autograd(batch)
+
+
 def updates_per_second(agent, batch: Batch, n: int) -> float:
     for _ in range(20):
         agent.update(batch)
@@ -92,7 +101,7 @@ def breakdown(agent, batch: Batch) -> dict[str, float]:
     for e in prof.key_averages():
         if e.key in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"):
             kind = "matrix products"
-        elif "Adam" in e.key or "adam" in e.key or "zero_grad" in e.key:
+        elif "Adam" in e.key or "adam" in e.key or "zero_grad" in e.key or e.key == "aten::_foreach_add_":
             kind = "optimizer"
         else:
             kind = "elementwise, autograd and the rest"
@@ -111,7 +120,11 @@ def main() -> int:
     torch.manual_seed(0)
     B = 256
     batch = Batch(torch.randn(B, 18), torch.rand(B, 6) * 2 - 1, torch.randn(B), torch.randn(B, 18), torch.zeros(B))
-    agents = {"naive": NaiveSAC(18, 6, [256, 256]), "ours": SAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1)}
+    agents = {
+        "naive": NaiveSAC(18, 6, [256, 256]),
+        "ours, autograd": AutogradSAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1),
+        "ours": SAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1),
+    }
     if not args.no_compile:
         agents["ours --compile"] = SAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1, compile=True)
     rates: dict[str, list[float]] = {k: [] for k in agents}
@@ -127,7 +140,7 @@ def main() -> int:
     print("\nwhere one update's time goes (ms, torch.profiler self CPU time):")
     print("| implementation | " + " | ".join(breakdown(agents["ours"], batch)) + " | total |")
     print("| --- | --- | --- | --- | --- |")
-    for name in ("naive", "ours"):
+    for name in ("naive", "ours, autograd", "ours"):
         parts = breakdown(agents[name], batch)
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in parts.values()) + f" | {sum(parts.values()):.2f} |")
     return 0

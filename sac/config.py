@@ -44,7 +44,7 @@ class Config:
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
-    compile: bool = _opt(False, "torch.compile the networks (on CUDA: with CUDA graphs); compiling takes a while, measure before you rely on it")
+    compile: bool = _opt(False, "torch.compile the networks and train with the autograd update (on CUDA: with CUDA graphs); slower than the default hand-written update on a CPU; compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
