@@ -4,10 +4,12 @@
 For each seed, ours runs the real CLI (``Train_Robot6.py``) for the largest step budget, with periodic
 checkpoints landing exactly on every budget (episodes have a fixed length); SB3's SAC (``--trainer sb3``,
 ``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
-gamma, initial entropy coefficient, learning_starts and update-to-data ratio, saving its model at every
-budget. Each budget's deterministic policy is evaluated on ``--eval-episodes`` fresh episodes (50 new
-goals on Robot6Reach-v0, the same for both trainers) and a markdown table is printed, with the training
-wall time to reach each budget (process start-up and evaluation excluded).
+gamma, initial entropy coefficient, learning_starts, update-to-data ratio and hindsight relabelling (SB3's
+``HerReplayBuffer``, "future" strategy, the same number of goals, on a Dict view of the env; on for goal envs
+unless ``--set her=false``, as ours), saving its model at every budget. Each budget's deterministic policy
+is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-v0, the same for both
+trainers) and a markdown table is printed, with the training wall time to reach each budget (process
+start-up and evaluation excluded) and the first budget where the mean success reaches 90%.
 
     python bench/learn.py                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
     python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2
@@ -29,6 +31,7 @@ import time
 from functools import reduce
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from sac.config import Config  # noqa: E402
 from sac.evaluate import evaluate, load_policy  # noqa: E402
+from sac.her import GoalSpec, goal_spec  # noqa: E402
 from sac.logger import read_csv_rows  # noqa: E402
 from sac.training import make_env  # noqa: E402
+
+SUCCESS_TARGET = 0.9
 
 
 def parse_set(items: list[str]) -> tuple[list[str], dict]:
@@ -61,6 +67,32 @@ def parse_set(items: list[str]) -> tuple[list[str], dict]:
             values[key] = {"int": int, "float": float}.get(kind, str)(value)
             flags += [flag, value]
     return flags, values
+
+
+class GoalDictObservation(gym.ObservationWrapper):
+    """A flat goal env (Robot6Reach-v0) seen as a gymnasium-robotics Dict env, for SB3's HerReplayBuffer:
+    ``observation`` is the flat observation without the desired goal (so relabelling replaces the goal
+    everywhere the policy sees it), ``achieved_goal``/``desired_goal`` are the goal slices."""
+
+    def __init__(self, env: gym.Env, spec: GoalSpec):
+        super().__init__(env)
+        self.goal_spec = spec
+        box = env.observation_space
+        self._keep = np.ones(box.shape[0], dtype=bool)
+        self._keep[spec.desired] = False
+
+        def part(index) -> gym.spaces.Box:
+            return gym.spaces.Box(box.low[index], box.high[index], dtype=box.dtype)
+
+        self.observation_space = gym.spaces.Dict(
+            {"observation": part(self._keep), "achieved_goal": part(spec.achieved), "desired_goal": part(spec.desired)}
+        )
+
+    def observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"observation": obs[self._keep], "achieved_goal": obs[self.goal_spec.achieved], "desired_goal": obs[self.goal_spec.desired]}
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info) -> np.ndarray:
+        return self.goal_spec.compute_reward(achieved_goal, desired_goal, info)
 
 
 def sb3_worker(args: argparse.Namespace) -> None:
@@ -92,11 +124,21 @@ def sb3_worker(args: argparse.Namespace) -> None:
                 self.paused += time.perf_counter() - t
             return True
 
+    env = make_env(cfg.env_id)
+    spec = goal_spec(env)
+    her = spec is not None and cfg.her is not False  # as ours: on for goal envs unless turned off
+    extra = {}
+    if her:
+        from stable_baselines3 import HerReplayBuffer
+
+        env = GoalDictObservation(env, spec)
+        extra = {"replay_buffer_class": HerReplayBuffer,
+                 "replay_buffer_kwargs": {"n_sampled_goal": cfg.her_k, "goal_selection_strategy": "future"}}
     model = SAC(
-        "MlpPolicy", make_env(cfg.env_id), learning_rate=cfg.lr, buffer_size=cfg.buffer_size,
+        "MultiInputPolicy" if her else "MlpPolicy", env, learning_rate=cfg.lr, buffer_size=cfg.buffer_size,
         learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma,
         ent_coef=f"auto_{cfg.init_alpha}", train_freq=1, gradient_steps=cfg.utd,
-        policy_kwargs={"net_arch": list(cfg.hidden)}, seed=cfg.seed, device="cpu", verbose=0,
+        policy_kwargs={"net_arch": list(cfg.hidden)}, seed=cfg.seed, device="cpu", verbose=0, **extra,
     )
     model.learn(total_timesteps=budgets[-1], callback=Milestones())
     (out / "times.json").write_text(json.dumps(times))
@@ -145,7 +187,7 @@ def main() -> int:
                        "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
-                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in values.items() if k not in ("her", "her_k", "updates_every", "compile")})
+                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in values.items() if k not in ("updates_every", "compile")})
                 cmd = [sys.executable, __file__, "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
                        "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
             print("$", " ".join(cmd), flush=True)
@@ -173,8 +215,14 @@ def main() -> int:
                 if trainer == "ours":
                     policy, _ = load_policy(run / f"ckpt_ep_{b // ep_len}.pth")
                 else:
-                    model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", device="cpu")
-                    policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
+                    spec = goal_spec(env)
+                    if spec is not None and values.get("her") is not False:  # trained on the Dict view (HER)
+                        view = GoalDictObservation(make_env(args.env), spec)
+                        model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
+                        policy = lambda obs, m=model, v=view: m.predict(v.observation(obs), deterministic=True)[0]  # noqa: E731
+                    else:
+                        model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", device="cpu")
+                        policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
                 r["wall_s"] = rows[b]
@@ -199,6 +247,18 @@ def main() -> int:
             cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}", " / ".join(f"{r['mean_return']:.0f}" for r in rs),
                       f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
             print("| " + " | ".join(cells) + " |")
+    if has_success:
+        print(f"\nfirst budget with >= {SUCCESS_TARGET:.0%} mean success, and the mean training wall time to it:")
+        reached = {}
+        for t in trainers:
+            b = next((b for b in budgets if np.mean([r["success_rate"] for r in results[t][b]]) >= SUCCESS_TARGET), None)
+            if b is None:
+                print(f"- {t}: not within {budgets[-1]:,} steps")
+            else:
+                reached[t] = float(np.mean([r["wall_s"] for r in results[t][b]]))
+                print(f"- {t}: {b:,} steps, {reached[t]:.0f} s")
+        if len(reached) == 2:
+            print(f"- ratio ours / SB3: {reached['ours'] / reached['sb3']:.2f} (budgets as fine as --steps)")
     print(f"\nruns kept in {workdir}")
     return 0
 
