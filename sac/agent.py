@@ -7,7 +7,7 @@ choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use
 
 Two implementations of the same step: ``update_autograd`` is the textbook one (losses, ``backward()``,
 ``optimizer.step()``), used with ``compile=True``; the default ``update`` writes the gradients out (the
-networks' ``backward`` methods) and calls the fused Adam kernel directly, about 1.3x faster on a 2-core CPU.
+networks' ``backward`` methods) and calls the fused Adam kernel directly, about 1.4x faster on a 2-core CPU.
 Both give the same parameters to float rounding (tests/test_agent.py).
 """
 

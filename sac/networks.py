@@ -183,13 +183,13 @@ class TwinCritic(nn.Module):
         and, if ``input_from`` is given, dL/d(input[:, input_from:]) summed over the critics, (B, in - input_from).
         """
         ws = list(self.weights)
-        g_w: list[torch.Tensor] = [d_q] * len(ws)
-        g_b: list[torch.Tensor] = [d_q] * len(ws)
+        g_w: list[torch.Tensor] = []  # last layer first, reversed at the end
+        g_b: list[torch.Tensor] = []
         d = d_q
         for i in range(len(ws) - 1, -1, -1):
             if weights:
-                g_w[i] = torch.bmm(inputs[i].transpose(1, 2), d)
-                g_b[i] = d.sum(1, keepdim=True)
+                g_w.append(torch.bmm(inputs[i].transpose(1, 2), d))
+                g_b.append(d.sum(1, keepdim=True))
             if i > 0:
                 w_t = ws[i].transpose(1, 2)
                 # An outer product when the layer has one output: a broadcast multiply, not a K=1 matmul.
@@ -197,7 +197,7 @@ class TwinCritic(nn.Module):
         d_input = None
         if input_from is not None:
             d_input = torch.bmm(d, ws[0][:, input_from:].transpose(1, 2)).sum(0)
-        return (g_w + g_b) if weights else [], d_input
+        return g_w[::-1] + g_b[::-1], d_input
 
     def plain_state_dicts(self) -> list[dict[str, torch.Tensor]]:
         """One state_dict per critic, in the key layout of ``mlp(self.sizes)`` (copies, detached)."""
