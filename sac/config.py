@@ -42,7 +42,8 @@ class Config:
     utd: int = _opt(1, "update-to-data ratio: gradient updates per env step")
     updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (not the same run as 1; no faster on a 2-core CPU; updates are flushed at episode ends)")
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
-    her_k: int = _opt(4, "with --her: relabelled copies of each transition, goals drawn from the same episode's future")
+    her_k: int = _opt(4, "with --her: relabelled goals per original transition, drawn from the same episode's future")
+    her_relabel: str = _opt("sample", "with --her: when goals are relabelled: sample (a fresh goal each time a transition is sampled, as Stable-Baselines3's HerReplayBuffer; the default, more sample-efficient) or store (her-k relabelled copies stored at each episode end)")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
     compile: bool = _opt(False, "torch.compile the networks and train with the autograd update (on CUDA: with CUDA graphs); slower than the default hand-written update on a CPU; compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
@@ -65,6 +66,12 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {value}")
+        if self.her_relabel not in ("sample", "store"):
+            raise ConfigError(f"--her-relabel must be sample or store, got {self.her_relabel!r}")
+        if self.her_relabel == "sample" and self.replay_on_device and self.her is not False:
+            raise ConfigError(
+                "--replay-on-device cannot relabel goals at sampling time: add --her-relabel store, or --no-her"
+            )
         if self.learning_starts < 0:
             raise ConfigError(f"--learning-starts must be >= 0, got {self.learning_starts}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

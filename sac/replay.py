@@ -8,12 +8,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from sac.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from sac.her import GoalSpec
 
 
 class Batch(NamedTuple):
@@ -27,7 +30,8 @@ class Batch(NamedTuple):
     terminated: torch.Tensor
 
 
-FIELDS = ("obs", "act", "rew", "next_obs", "terminated")
+FIELDS = ("obs", "act", "rew", "next_obs", "terminated")  # what a Batch holds
+STORED = (*FIELDS, "to_end")  # what the buffer and its segment files hold
 
 
 class ReplayBuffer:
@@ -41,6 +45,11 @@ class ReplayBuffer:
     in one copy per field just before a sample, and gathers batches there: no host-to-device copy of the
     batch per update. The numpy arrays stay the master copy (persistence, hindsight relabelling), and the
     sampled indices are the same either way.
+
+    ``to_end[i]`` is how many transitions from ``i`` to the end of its episode (1 for the last), set by
+    ``end_episode``; 0 while the episode runs. With ``relabel_on_sample`` (hindsight relabelling at sampling
+    time, as Stable-Baselines3's ``HerReplayBuffer``), ``sample`` gives each drawn transition of a finished
+    episode, with probability k/(k+1), the goal achieved at a uniformly drawn step of the rest of its episode.
     """
 
     def __init__(
@@ -61,7 +70,9 @@ class ReplayBuffer:
         self.rew = np.zeros(self.capacity, dtype=np.float32)
         self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.to_end = np.zeros(self.capacity, dtype=np.int32)
         self.count = 0
+        self._her: tuple[GoalSpec, int] | None = None
         self._mirror: dict[str, torch.Tensor] | None = None
         if on_device:
             self._mirror = {
@@ -85,7 +96,19 @@ class ReplayBuffer:
         self.rew[i] = rew
         self.next_obs[i] = next_obs
         self.terminated[i] = terminated
+        self.to_end[i] = 0  # the slot may hold a finished episode's transition from the ring's previous lap
         self.count += 1
+
+    def end_episode(self, start: int, stop: int) -> None:
+        """Mark transitions ``start..stop-1`` (``count`` numbering) as one finished episode (``to_end``)."""
+        idx = np.arange(start, stop) % self.capacity
+        self.to_end[idx] = stop - np.arange(start, stop)
+
+    def relabel_on_sample(self, spec: GoalSpec, k: int) -> None:
+        """Relabel goals in ``sample`` (see the class docstring); ``k`` relabelled per original on average."""
+        if self._mirror is not None:
+            raise ValueError("hindsight relabelling at sampling time is not supported with a device mirror")
+        self._her = (spec, k)
 
     def add_batch(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray) -> None:
         """Store ``len(rew)`` transitions at once (at most ``capacity``)."""
@@ -102,7 +125,18 @@ class ReplayBuffer:
             self._sync_mirror()
             index = torch.from_numpy(idx).to(self.device)
             return Batch(*(self._mirror[name].index_select(0, index) for name in FIELDS))
-        arrays = (self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.terminated[idx])
+        obs, rew, next_obs = self.obs[idx], self.rew[idx], self.next_obs[idx]
+        if self._her is not None:
+            spec, k = self._her
+            to_end = self.to_end[idx]
+            chosen = (self.rng.random(batch_size) < k / (k + 1)) & (to_end > 0)
+            i, left = idx[chosen], to_end[chosen]
+            future = (i + (self.rng.random(len(i)) * left).astype(np.int64)) % self.capacity
+            goals = self.next_obs[future, spec.achieved]
+            obs[chosen, spec.desired] = goals
+            next_obs[chosen, spec.desired] = goals
+            rew[chosen] = spec.compute_reward(next_obs[chosen][:, spec.achieved], goals, {})
+        arrays = (obs, self.act[idx], rew, next_obs, self.terminated[idx])
         return Batch(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
 
     def _sync_mirror(self) -> None:
@@ -122,22 +156,19 @@ class ReplayBuffer:
             raise IndexError(f"transitions {start}..{stop} are not all in the buffer (count {self.count})")
         if stop - start <= self.capacity - start % self.capacity:  # contiguous in the ring: slice, no index array
             i = start % self.capacity
-            return {name: getattr(self, name)[i : i + stop - start].copy() for name in FIELDS}
+            return {name: getattr(self, name)[i : i + stop - start].copy() for name in STORED}
         idx = np.arange(start, stop) % self.capacity
-        return {name: getattr(self, name)[idx] for name in FIELDS}
+        return {name: getattr(self, name)[idx] for name in STORED}
 
     def put(self, start: int, data: dict[str, np.ndarray]) -> None:
-        """Write transitions numbered from ``start`` (inverse of ``transitions``); ``count`` is not changed."""
+        """Write transitions numbered from ``start`` (inverse of ``transitions``); ``count`` is not changed.
+        A missing ``to_end`` (stored copies, segments written before it existed) is written as 0."""
         n = len(data["rew"])
         self._synced = min(self._synced, start)  # the mirror must be refreshed from here on
         i = start % self.capacity
-        if i + n <= self.capacity:
-            for name in FIELDS:
-                getattr(self, name)[i : i + n] = data[name]
-            return
-        idx = np.arange(start, start + n) % self.capacity
-        for name in FIELDS:
-            getattr(self, name)[idx] = data[name]
+        where = slice(i, i + n) if i + n <= self.capacity else np.arange(start, start + n) % self.capacity
+        for name in STORED:
+            getattr(self, name)[where] = data.get(name, 0)  # to_end: 0 (no episode end known) when not given
 
 
 SEGMENT_RE = re.compile(r"^g(\d+)_(\d+)_(\d+)\.pt$")
@@ -327,6 +358,8 @@ def _read_segment(path: Path) -> dict[str, np.ndarray] | None:
     try:
         data = torch.load(path, weights_only=True)
         arrays = {k: data[k].numpy() for k in FIELDS}
+        if "to_end" in data:  # segments written before it existed have none: put() writes 0
+            arrays["to_end"] = data["to_end"].numpy()
     except Exception:  # missing, truncated or foreign file: treated as a gap
         return None
     n = len(arrays["rew"])

@@ -236,7 +236,7 @@ def _is_newest_state(path: Path, state: dict[str, Any]) -> bool:
 
 def merge_resume_config(config: Config, given: set[str], saved: dict[str, Any], path: Path) -> Config:
     """The config a resumed run uses: the checkpoint's, overridden by the flags given now (reported)."""
-    old = Config.from_dict(saved)
+    old = Config.from_dict({"her_relabel": "store", **saved})  # checkpoints from before --her-relabel stored copies
     values = {}
     for f in dataclasses.fields(Config):
         now, before = getattr(config, f.name), getattr(old, f.name)
@@ -389,6 +389,8 @@ class Trainer:
         self.replay = ReplayBuffer(
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
         )
+        if self.goals is not None and config.her_relabel == "sample":
+            self.replay.relabel_on_sample(self.goals, config.her_k)
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed
 
@@ -459,7 +461,7 @@ class Trainer:
                     f"{report.loaded:,} of {report.expected:,} transitions and continuing with those"
                 )
             else:
-                her = " (hindsight copies included)" if self.goals is not None else ""
+                her = " (hindsight copies included)" if self.goals is not None and self.config.her_relabel == "store" else ""
                 print(f"[RESUME] Replay buffer: {report.loaded:,} transitions{her} restored in {time.perf_counter() - t0:.2f} s")
         if resume.in_place:
             for f in self.run_dir.glob("*.pth"):
@@ -550,8 +552,10 @@ class Trainer:
             ep_len += 1
             self.global_step += 1
             done = terminated or truncated
-            if done and self.goals is not None:
-                relabel_episode(replay, ep_start, replay.count, self.goals, config.her_k)
+            if done:
+                replay.end_episode(ep_start, replay.count)
+                if self.goals is not None and config.her_relabel == "store":
+                    relabel_episode(replay, ep_start, replay.count, self.goals, config.her_k)
             if self.global_step >= config.learning_starts and len(replay) >= config.batch_size:
                 pending += config.utd
             # Updates run after every step, or with --updates-every K after K steps; always by the episode's

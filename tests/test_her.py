@@ -77,3 +77,53 @@ def test_non_goal_env_has_no_goal_spec():
     env = make_env("Pendulum-v1")
     assert goal_spec(env) is None
     env.close()
+
+
+def test_relabelling_at_sampling_time_draws_goals_from_the_rest_of_the_episode():
+    env = make_env("Robot6Reach-v0")
+    spec = goal_spec(env)
+    capacity = 120  # two 50-step episodes, then the ring wraps into the first one
+    buf = ReplayBuffer(capacity, 18, 6, seed=0)
+    buf.relabel_on_sample(spec, k=4)
+    env.action_space.seed(0)
+    for episode in range(2):
+        collect_episode(env, buf, seed=episode)
+        buf.end_episode(50 * episode, 50 * (episode + 1))
+    collect_episode_steps = 30  # a third episode in progress: 20 slots of the first lap's episode 0 reused
+    obs, _ = env.reset(seed=2)
+    for _ in range(collect_episode_steps):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, _, _ = env.step(action)
+        buf.add(obs, action, reward, next_obs, terminated)
+        obs = next_obs
+    assert buf.count == 130 and buf.to_end[:10].tolist() == [0] * 10  # reused slots: not a finished episode
+
+    plain = {name: getattr(buf, name).copy() for name in ("obs", "next_obs", "rew")}
+    rng_state = buf.rng.bit_generator.state
+    relabelled = 0
+    for _ in range(40):
+        batch = buf.sample(256)
+        # Recover the sampled slots by replaying the generator's first draw.
+        buf_rng = np.random.default_rng()
+        buf_rng.bit_generator.state = rng_state
+        idx = buf_rng.integers(0, len(buf), size=256)
+        rng_state = buf.rng.bit_generator.state
+        goals = batch.obs[:, spec.desired].numpy()
+        changed = ~(goals == plain["obs"][idx, spec.desired]).all(axis=1)
+        assert not changed[buf.to_end[idx] == 0].any(), "a transition of an unfinished episode was relabelled"
+        for j in np.nonzero(changed)[0]:
+            i = idx[j]
+            rest = (i + np.arange(buf.to_end[i])) % capacity  # this step and the later ones of its episode
+            assert (plain["next_obs"][rest][:, spec.achieved] == goals[j]).all(axis=1).any()
+            np.testing.assert_array_equal(batch.next_obs[j, spec.desired].numpy(), goals[j])
+            expected = -np.linalg.norm(plain["next_obs"][i, spec.achieved].astype(np.float64) - goals[j])
+            assert batch.rew[j].item() == pytest.approx(expected, abs=1e-6)
+        relabelled += int(changed.sum())
+        finished = int((buf.to_end[idx] > 0).sum())
+        relabelled_share = changed.sum() / max(finished, 1)
+        assert 0.6 < relabelled_share < 0.95  # k/(k+1) = 0.8 of the finished episodes' transitions
+    assert relabelled > 0
+    # The stored transitions themselves are never changed by sampling.
+    for name, before in plain.items():
+        np.testing.assert_array_equal(getattr(buf, name), before)
+    env.close()

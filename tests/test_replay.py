@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sac.replay import ReplayBuffer, ReplayStore, list_segments
+from sac.replay import FIELDS, ReplayBuffer, ReplayStore, list_segments
 
 
 def fill(buf, n, start=0):
@@ -13,7 +13,7 @@ def fill(buf, n, start=0):
 
 
 def arrays(buf):
-    return [buf.obs, buf.act, buf.rew, buf.next_obs, buf.terminated]
+    return [buf.obs, buf.act, buf.rew, buf.next_obs, buf.terminated, buf.to_end]
 
 
 def test_ring_overwrites_oldest_and_samples_typed_batches():
@@ -35,11 +35,13 @@ def test_store_rebuilds_the_ring_byte_identical(tmp_path, capacity):
     manifest = None
     for episode in range(8):
         fill(buf, 50, start=buf.count)
+        buf.end_episode(buf.count - 50, buf.count)  # episode ends are persisted too (hindsight relabelling)
         manifest = store.save(buf)
         if episode == 5:
             saved = [a.copy() for a in arrays(buf)]
             saved_manifest, saved_count = manifest, buf.count
     assert len(list_segments(tmp_path)) == 8  # one small segment per save
+    assert buf.to_end.max() == 50 and (buf.to_end[: len(buf)] > 0).all()
     restored = ReplayBuffer(capacity, 3, 2)
     report = ReplayStore(tmp_path).load(restored, saved_manifest)  # later segments exist and are ignored
     assert report.complete and report.loaded == min(capacity, saved_count)
@@ -144,7 +146,8 @@ def test_device_mirror_samples_the_same_batches(tmp_path):
     for round_ in range(5):  # wraps around the 64-slot ring
         for buf in (plain, mirrored):
             fill(buf, 30, start=buf.count)
-            buf.add_batch(*(a[:5] for a in buf.transitions(buf.count - 5, buf.count).values()))
+            recent = buf.transitions(buf.count - 5, buf.count)
+            buf.add_batch(*(recent[name] for name in FIELDS))
         manifest = store.save(plain)
         for a, b in zip(plain.sample(32), mirrored.sample(32), strict=True):
             assert torch.equal(a, b)
