@@ -68,10 +68,6 @@ class Config:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {value}")
         if self.her_relabel not in ("sample", "store"):
             raise ConfigError(f"--her-relabel must be sample or store, got {self.her_relabel!r}")
-        if self.her_relabel == "sample" and self.replay_on_device and self.her is not False:
-            raise ConfigError(
-                "--replay-on-device cannot relabel goals at sampling time: add --her-relabel store, or --no-her"
-            )
         if self.learning_starts < 0:
             raise ConfigError(f"--learning-starts must be >= 0, got {self.learning_starts}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

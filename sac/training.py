@@ -390,6 +390,10 @@ class Trainer:
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
         )
         if self.goals is not None and config.her_relabel == "sample":
+            if config.replay_on_device:
+                raise ConfigError(
+                    "--replay-on-device cannot relabel goals at sampling time: add --her-relabel store, or --no-her"
+                )
             self.replay.relabel_on_sample(self.goals, config.her_k)
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed

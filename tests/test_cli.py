@@ -128,6 +128,8 @@ def write_bad(folder: Path) -> str:
         (["--episodes", "5", "--total-steps", "100"], "give only one"),
         (["--env", "Pendulum-v1", "--her"], "--her needs a goal env"),
         (["--utd", "0"], "--utd must be a positive integer"),
+        (["--her-relabel", "later"], "--her-relabel must be sample or store"),
+        (["--replay-on-device", "--episodes", "1"], "--replay-on-device cannot relabel goals at sampling time"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(trained, args, message):

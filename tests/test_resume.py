@@ -168,3 +168,20 @@ def test_failed_saves_keep_the_last_checkpoint_and_training_goes_on(tmp_path):
     rows = read_csv_rows(next((tmp_path / "runs").iterdir()) / "training.csv")
     assert [int(r["episode"]) for r in rows] == [0, 1, 2, 3, 4]  # training went on
     assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
+
+
+def test_checkpoint_from_before_her_relabel_resumes_storing_copies(tmp_path, capsys):
+    from sac.config import Config
+    from sac.errors import ConfigError
+    from sac.training import merge_resume_config
+
+    saved = Config().to_dict()
+    del saved["her_relabel"]  # as written by the version that only stored relabelled copies
+    path = tmp_path / "latest.pth"
+    assert merge_resume_config(Config(), set(), saved, path).her_relabel == "store"
+    assert "[RESUME]" not in capsys.readouterr().out
+    now = merge_resume_config(Config(her_relabel="sample"), {"her_relabel"}, saved, path)
+    assert now.her_relabel == "sample"
+    assert "--her-relabel sample differs from the checkpoint's store: using sample" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--her-relabel must be sample or store"):
+        Config(her_relabel="later").validate()
