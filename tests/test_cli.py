@@ -77,7 +77,7 @@ def test_resuming_an_older_checkpoint_forks_a_new_run(trained):
     assert episodes_in_csv(trained / "runs" / child.name) == [0, 1, 2, 3, 4]
     assert tb_steps(trained / "runs" / child.name) == [50, 100, 150, 200, 250]
     assert episodes_in_csv(trained / "runs" / parent.name) == [0, 1, 2, 3]  # history kept
-    assert ckpt.load_checkpoint(child / "latest.pth")["replay"]["count"] == 250 * 5  # each step and 4 HER copies
+    assert ckpt.load_checkpoint(child / "latest.pth")["replay"]["count"] == 250  # each step once: HER relabels when sampling
 
 
 def test_resume_ckpt_best_is_accepted(trained):

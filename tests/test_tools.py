@@ -92,10 +92,10 @@ def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp
     out = capsys.readouterr().out
     assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
     assert "corrupt.pth" in out and "INVALID: unreadable" in out
-    assert "1,000" in out  # replay transitions of latest.pth: 4 episodes x 50 steps, each with 4 HER copies
     assert inspect.main([str(folder / "latest.pth")]) == 0
     detail = capsys.readouterr().out
     assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
+    assert "replay: 200 transitions (generation" in detail  # 4 episodes x 50 steps, all their segments on disk
     assert "policy.trunk.0.weight: (32, 18) float32" in detail and "q1.4.weight: (1, 32) float32" in detail
     assert "lr = 0.001" in detail
     assert inspect.main([str(folder / "corrupt.pth")]) == 2
