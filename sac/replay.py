@@ -167,8 +167,9 @@ class ReplayBuffer:
         self._synced = min(self._synced, start)  # the mirror must be refreshed from here on
         i = start % self.capacity
         where = slice(i, i + n) if i + n <= self.capacity else np.arange(start, start + n) % self.capacity
-        for name in STORED:
-            getattr(self, name)[where] = data.get(name, 0)  # to_end: 0 (no episode end known) when not given
+        for name in FIELDS:
+            getattr(self, name)[where] = data[name]
+        self.to_end[where] = data.get("to_end", 0)  # 0: no episode end known (copies, older segments)
 
 
 SEGMENT_RE = re.compile(r"^g(\d+)_(\d+)_(\d+)\.pt$")
