@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             base = str(f.type).split("|")[0].strip()  # "int | None" -> "int"
             kind = {"int": int, "float": float}.get(base, str)
-            metavar = "PATH" if f.name.endswith(("_dir", "_ckpt")) else {"int": "N", "float": "X"}.get(base, "STR")
+            metavar = f.metadata.get("metavar") or (
+                "PATH" if f.name.endswith(("_dir", "_ckpt")) else {"int": "N", "float": "X"}.get(base, "STR")
+            )
             suffix = "" if default is None else f" (default: {default})"
             parser.add_argument(flag, dest=f.name, type=kind, metavar=metavar, help=help_text + suffix)
     return parser

@@ -15,9 +15,10 @@ from typing import Any
 from sac.errors import ConfigError
 
 
-def _opt(default: Any, help: str, flag: str | None = None, **kw: Any) -> Any:
-    """A dataclass field carrying its command-line help text (and flag name when it is not the field's)."""
-    meta = {"help": help, "flag": flag}
+def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None = None, **kw: Any) -> Any:
+    """A dataclass field carrying its command-line help text (and flag name when it is not the field's, and
+    the placeholder ``--help`` shows for its value when the type's is not the clearest)."""
+    meta = {"help": help, "flag": flag, "metavar": metavar}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -43,7 +44,7 @@ class Config:
     updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (not the same run as 1; no faster on a 2-core CPU; updates are flushed at episode ends)")
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled goals per original transition, drawn from the same episode's future")
-    her_relabel: str = _opt("sample", "with --her: when goals are relabelled: sample (a fresh goal each time a transition is sampled, as Stable-Baselines3's HerReplayBuffer; the default, more sample-efficient) or store (her-k relabelled copies stored at each episode end)")
+    her_relabel: str = _opt("sample", "with --her: when goals are relabelled: sample (a fresh goal each time a transition is sampled, as Stable-Baselines3's HerReplayBuffer; the default, more sample-efficient) or store (her-k relabelled copies stored at each episode end)", metavar="{sample,store}")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
     compile: bool = _opt(False, "torch.compile the networks and train with the autograd update (on CUDA: with CUDA graphs); slower than the default hand-written update on a CPU; compiling takes a while, measure before you rely on it")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
