@@ -50,9 +50,15 @@ def save_checkpoint(state: dict[str, Any], *paths: Path) -> int:
     previous file at that path is then untouched.
     """
     data = serialize_checkpoint(state)
+    write_checkpoint(data, *paths)
+    return len(data)
+
+
+def write_checkpoint(data: bytes | memoryview, *paths: Path) -> None:
+    """Write the bytes of ``serialize_checkpoint`` atomically to each of ``paths`` (``OSError`` as
+    ``save_checkpoint``)."""
     for path in paths:
         atomic_write_bytes(Path(path), data)
-    return len(data)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

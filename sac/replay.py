@@ -229,11 +229,11 @@ class ReplayStore:
         self._small = 0
         self.needs_prune = False
 
-    def save(self, buffer: ReplayBuffer, write: Callable[[Path, bytes], None] | None = None) -> dict[str, int]:
+    def save(self, buffer: ReplayBuffer, write: Callable[[Path, bytes], None] = atomic_write_bytes) -> dict[str, int]:
         """Write the transitions added since the last save; returns the manifest for the checkpoint.
 
-        ``write(path, data)`` does the file write instead of an atomic write here (a background writer
-        queues it); if that write then fails, ``rewind`` to the ``bookmark`` taken before this call.
+        ``write(path, data)`` writes the segment file: atomically, now, by default; a background writer
+        queues it instead, and if that write then fails, ``rewind`` to the ``bookmark`` taken before this call.
         """
         lo = max(0, buffer.count - buffer.capacity)
         start = max(self.persisted, lo)
@@ -244,7 +244,7 @@ class ReplayStore:
                 self.needs_prune = True  # once the checkpoint lands, the merged small segments can go
             else:
                 self._small += 1
-            self._write(start, buffer.transitions(start, buffer.count), write or atomic_write_bytes)
+            self._write(start, buffer.transitions(start, buffer.count), write)
             self.persisted = buffer.count
         return {"generation": self.generation, "count": buffer.count, "capacity": buffer.capacity}
 

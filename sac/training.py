@@ -390,11 +390,12 @@ class Trainer:
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
         )
         if self.goals is not None and config.her_relabel == "sample":
-            if config.replay_on_device:
+            try:
+                self.replay.relabel_on_sample(self.goals, config.her_k)
+            except ValueError:  # the buffer has a device mirror
                 raise ConfigError(
                     "--replay-on-device cannot relabel goals at sampling time: add --her-relabel store, or --no-her"
-                )
-            self.replay.relabel_on_sample(self.goals, config.her_k)
+                ) from None
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed
 
@@ -643,8 +644,7 @@ class Trainer:
         def write() -> None:
             for path, blob in segments:  # the replay data first: a checkpoint never points at missing data
                 atomic_write_bytes(path, blob)
-            for path in paths:
-                atomic_write_bytes(path, data)
+            ckpt.write_checkpoint(data, *paths)
             ckpt.write_pointer(*pointer)
 
         self.writer.submit(write)
