@@ -13,6 +13,7 @@ start-up and evaluation excluded) and the first budget where the mean success re
 
     python bench/learn.py                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
     python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2
+    python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2 --sb3-set batch_size=256 utd=1
     python bench/learn.py --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
     python bench/learn.py --steps 5000 10000 --seeds 0 --set her=true utd=2
 """
@@ -152,6 +153,8 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per checkpoint")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for both trainers, e.g. lr=3e-4 gamma=0.99 her=true")
+    p.add_argument("--sb3-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings for SB3 only, over --set (SB3 at its own best settings, e.g. hidden=128,128 batch_size=256 utd=1)")
     p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (each with cores/jobs torch threads)")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
     p.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
@@ -173,6 +176,7 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
     flags, values = parse_set(args.set)
+    sb3_values = {**values, **parse_set(args.sb3_set)[1]}
     trainers = ["ours", "sb3"] if args.trainer == "both" else [args.trainer]
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -187,7 +191,7 @@ def main() -> int:
                        "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
-                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in values.items() if k not in ("updates_every", "compile")})
+                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile")})
                 cmd = [sys.executable, __file__, "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
                        "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
             print("$", " ".join(cmd), flush=True)
@@ -216,7 +220,7 @@ def main() -> int:
                     policy, _ = load_policy(run / f"ckpt_ep_{b // ep_len}.pth")
                 else:
                     spec = goal_spec(env)
-                    if spec is not None and values.get("her") is not False:  # trained on the Dict view (HER)
+                    if spec is not None and sb3_values.get("her") is not False:  # trained on the Dict view (HER)
                         view = GoalDictObservation(make_env(args.env), spec)
                         model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
                         policy = lambda obs, m=model, v=view: m.predict(v.observation(obs), deterministic=True)[0]  # noqa: E731
@@ -230,7 +234,8 @@ def main() -> int:
                 print(f"{trainer} seed {seed} @ {b} steps: success {r['success_rate']:.0%}, return {r['mean_return']:.1f}, "
                       f"{r['wall_s']:.0f} s", flush=True)
 
-    print(f"\n{args.env}; settings: {' '.join(args.set) or 'defaults'}; seeds {args.seeds}; {args.eval_episodes} deterministic "
+    sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
+    print(f"\n{args.env}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
           f"eval episodes per seed; {args.jobs} trainings in parallel, {threads} torch thread(s) each")
     has_success = all(np.isfinite(r["success_rate"]) for t in trainers for r in results[t][budgets[0]])
     head = "| trainer | env steps | success rate (mean) | per seed | mean final distance (m) |" if has_success else "| trainer | env steps |"

@@ -3,7 +3,8 @@
 
 Each measurement is a fresh subprocess with the same torch thread count that trains for
 ``--learning-starts`` random steps and then ``--steps`` steps with one gradient update per env step
-(256x256 networks, batch 256 by default, the same buffer size, learning rate, gamma and initial entropy
+(256x256 networks and batch 256 by default, the issue's reference sizes; ``--hidden``/``--batch-size`` for others;
+the same buffer size, learning rate, gamma and initial entropy
 coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
 included for ours (our real training loop, a checkpoint every episode). Repeats alternate ours/SB3 so that
 machine noise hits both; the table gives medians and the median of the per-pair ratios.
@@ -12,6 +13,7 @@ machine noise hits both; the table gives medians and the median of the per-pair 
     python bench/speed.py                              # Robot6Reach-v0, 3 pairs
     python bench/speed.py --env Pendulum-v1 --repeats 5 --threads 1
     python bench/speed.py --extra=--updates-every=8    # flags passed to our trainer only
+    python bench/speed.py --hidden 128 128 --batch-size 128   # our default sizes
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ def run_ours(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         total = args.learning_starts + args.steps
         extra = json.loads(args.extra_json) if args.extra_json else {}
-        config = Config(
-            env_id=args.env, total_steps=total, seed=args.seed, device=args.device, lr=args.lr, gamma=args.gamma,
-            batch_size=args.batch_size, buffer_size=args.buffer_size, learning_starts=args.learning_starts,
-            hidden=[256, 256], init_alpha=args.init_alpha, checkpoint_dir=f"{tmp}/ckpt", log_dir=f"{tmp}/runs", **extra,
-        )
+        config = Config(**{
+            "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
+            "gamma": args.gamma, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
+            "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
+            "utd": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
+        })
         result = train(config)
         rows = read_csv_rows(result.log_dir / "training.csv")
     # From the end of the first episode that started learning to the last episode end.
@@ -80,7 +83,7 @@ def run_sb3(args: argparse.Namespace) -> dict:
     model = SAC(
         "MlpPolicy", env, learning_rate=args.lr, buffer_size=args.buffer_size, learning_starts=args.learning_starts,
         batch_size=args.batch_size, gamma=args.gamma, ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1,
-        policy_kwargs={"net_arch": [256, 256]}, seed=args.seed, device=args.device, verbose=0,
+        policy_kwargs={"net_arch": args.hidden}, seed=args.seed, device=args.device, verbose=0,
     )
     clock = Clock()
     model.learn(total_timesteps=args.learning_starts + args.steps, callback=clock)
@@ -103,6 +106,7 @@ def main() -> int:
     p.add_argument("--learning-starts", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3, help="pairs of measurements (ours, SB3)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of each measurement")
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer sizes of both trainers")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--buffer-size", type=int, default=1_000_000)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -127,7 +131,7 @@ def main() -> int:
     sides = [args.only] if args.only else ["ours", "sb3"]
     results: dict[str, list[dict]] = {s: [] for s in sides}
     base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
-            "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--buffer-size", str(args.buffer_size),
+            "--threads", str(args.threads), "--hidden", *map(str, args.hidden), "--batch-size", str(args.batch_size), "--buffer-size", str(args.buffer_size),
             "--lr", str(args.lr), "--gamma", str(args.gamma), "--init-alpha", str(args.init_alpha), "--device", args.device,
             "--seed", str(args.seed), "--extra-json", json.dumps(extra)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
@@ -143,7 +147,7 @@ def main() -> int:
             print(f"repeat {i}: {side:4s} {r['sps']:7.1f} steps/s, peak RSS {r['rss_mb']:.0f} MB", flush=True)
 
     extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "defaults"
-    print(f"\n{args.env}, {args.steps} learning steps after {args.learning_starts} random ones, 256x256, batch {args.batch_size}, "
+    print(f"\n{args.env}, {args.steps} learning steps after {args.learning_starts} random ones, {'x'.join(map(str, args.hidden))}, batch {args.batch_size}, "
           f"1 update per step, {args.threads} torch threads, device {args.device}; ours: {extra_text}; medians of {args.repeats}")
     print("| trainer | env steps/s | peak RSS (MB) |")
     print("| --- | --- | --- |")
