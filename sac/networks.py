@@ -47,6 +47,8 @@ class Actor(nn.Module):
         self.trunk = mlp([obs_dim, *hidden], output_activation=nn.ReLU)
         self.mu = nn.Linear(hidden[-1], act_dim)
         self.log_std = nn.Linear(hidden[-1], act_dim)
+        # The trunk's Linear layers as a plain list: slicing the Sequential builds a new module on every call.
+        self._linears: list[nn.Linear] = list(self.trunk)[::2]
 
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True
@@ -75,7 +77,7 @@ class Actor(nn.Module):
 
     def sample_traced(self, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ActorTrace]:
         """``forward(obs)`` with the noise ``eps`` given, keeping what ``backward`` needs. Use under no_grad."""
-        linears = self.trunk[::2]
+        linears = self._linears
         inputs = [obs]
         h = obs
         for lin in linears:
@@ -107,7 +109,7 @@ class Actor(nn.Module):
         grads = [du.t() @ h, du.sum(0), d_log_std.t() @ h, d_log_std.sum(0)]  # mu, log_std
         d = (du @ self.mu.weight).addmm_(d_log_std, self.log_std.weight)
         trunk: list[torch.Tensor] = []
-        linears = self.trunk[::2]
+        linears = self._linears
         for i in range(len(linears) - 1, -1, -1):
             d = _relu_backward(d, trace.inputs[i + 1], 0)
             trunk[:0] = [d.t() @ trace.inputs[i], d.sum(0)]
@@ -147,6 +149,9 @@ class TwinCritic(nn.Module):
             bound = 1.0 / math.sqrt(n_in)
             self.weights.append(nn.Parameter(torch.empty(n, n_in, n_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n, 1, n_out).uniform_(-bound, bound)))
+        # Plain lists of the same Parameters for the traced passes (iterating a ParameterList is slow).
+        # Module.to() and load_state_dict() keep Parameter objects, so the lists stay valid.
+        self._layers: list[tuple[nn.Parameter, nn.Parameter]] = list(zip(self.weights, self.biases, strict=True))
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """obs: (B, obs_dim), act: (B, act_dim) -> Q values (n, B), one row per critic."""
@@ -166,8 +171,8 @@ class TwinCritic(nn.Module):
         """
         x = x.expand(self.n, -1, -1)
         inputs = [x]
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        last = len(self._layers) - 1
+        for i, (w, b) in enumerate(self._layers):
             x = torch.bmm(x, w).add_(b)
             if i < last:
                 x = x.relu_()
@@ -182,7 +187,7 @@ class TwinCritic(nn.Module):
         Returns the gradients for ``self.parameters()`` (weights then biases; empty if ``weights`` is False)
         and, if ``input_from`` is given, dL/d(input[:, input_from:]) summed over the critics, (B, in - input_from).
         """
-        ws = list(self.weights)
+        ws = [w for w, _ in self._layers]
         g_w: list[torch.Tensor] = []  # last layer first, reversed at the end
         g_b: list[torch.Tensor] = []
         d = d_q
