@@ -142,7 +142,16 @@ class RunLogger:
 
     def flush(self) -> None:
         """Make everything logged so far durable (called before each checkpoint, so logs never lag it)."""
+        self.hand_over()
+        self.sync()
+
+    def hand_over(self) -> None:
+        """Pass the rows logged so far to the operating system (cheap); ``sync`` then makes them durable."""
         self._csv.flush()
+
+    def sync(self) -> None:
+        """Make durable what ``hand_over`` passed on: fsync ``training.csv``, flush TensorBoard's event file.
+        Safe to call from another thread (the checkpoint writer) while the training loop goes on logging."""
         os.fsync(self._csv.fileno())
         self.tb.flush()
 

@@ -622,7 +622,7 @@ class Trainer:
         mark = self.store.bookmark()
         segments: list[tuple[Path, bytes]] = []
         try:
-            self.logger.flush()  # logs first: a checkpoint never runs ahead of training.csv
+            self.logger.hand_over()  # logs first (made durable by write()): a checkpoint never runs ahead of them
             manifest = self.store.save(self.replay, write=lambda path, data: segments.append((path, data)))
             data = ckpt.serialize_checkpoint({
                 **self.agent.state_dict(),
@@ -642,6 +642,7 @@ class Trainer:
         pointer = (Path(config.checkpoint_dir), self.run_name, paths[0], self.episode, self.global_step, saved_at)
 
         def write() -> None:
+            self.logger.sync()
             for path, blob in segments:  # the replay data first: a checkpoint never points at missing data
                 atomic_write_bytes(path, blob)
             ckpt.write_checkpoint(data, *paths)

@@ -61,3 +61,23 @@ def test_elapsed_time_continues(tmp_path):
     logger = RunLogger(tmp_path, state={"elapsed_s": 100.0})
     assert logger.state_dict()["elapsed_s"] >= 100.0
     logger.close()
+
+
+def test_logs_handed_over_are_on_disk_and_sync_runs_beside_logging(tmp_path):
+    """The trainer hands the rows over at an episode end and syncs them in its writer thread (before the
+    checkpoint) while the next episode logs on: everything lands, in order, in both files."""
+    import threading
+
+    logger = RunLogger(tmp_path)
+    log_episodes(logger, range(3))
+    logger.hand_over()
+    assert [r["episode"] for r in read_csv_rows(tmp_path / CSV_NAME)] == ["0", "1", "2"]  # visible to others
+    syncer = threading.Thread(target=lambda: [logger.sync() for _ in range(20)])
+    syncer.start()
+    log_episodes(logger, range(3, 40))
+    syncer.join()
+    logger.sync()
+    assert scalars(tmp_path)[:3] == [(50, 0.0), (100, 1.0), (150, 2.0)]  # flushed by sync, before close
+    logger.close()
+    assert [int(r["episode"]) for r in read_csv_rows(tmp_path / CSV_NAME)] == list(range(40))
+    assert [s for s, _ in scalars(tmp_path)] == [(ep + 1) * 50 for ep in range(40)]
