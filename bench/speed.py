@@ -3,9 +3,8 @@
 
 Each measurement is a fresh subprocess with the same torch thread count that trains for
 ``--learning-starts`` random steps and then ``--steps`` steps with one gradient update per env step
-(256x256 networks and batch 256 by default, the issue's reference sizes; ``--hidden``/``--batch-size`` for others;
-the same buffer size, learning rate, gamma and initial entropy
-coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
+(256x256 networks and batch 256 by default, the issue's reference sizes, ``--hidden``/``--batch-size`` for
+others; the same buffer size, learning rate, gamma and initial entropy coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
 included for ours (our real training loop, a checkpoint every episode). Repeats alternate ours/SB3 so that
 machine noise hits both; the table gives medians and the median of the per-pair ratios.
 
@@ -131,7 +130,8 @@ def main() -> int:
     sides = [args.only] if args.only else ["ours", "sb3"]
     results: dict[str, list[dict]] = {s: [] for s in sides}
     base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
-            "--threads", str(args.threads), "--hidden", *map(str, args.hidden), "--batch-size", str(args.batch_size), "--buffer-size", str(args.buffer_size),
+            "--threads", str(args.threads), "--hidden", *map(str, args.hidden), "--batch-size", str(args.batch_size),
+            "--buffer-size", str(args.buffer_size),
             "--lr", str(args.lr), "--gamma", str(args.gamma), "--init-alpha", str(args.init_alpha), "--device", args.device,
             "--seed", str(args.seed), "--extra-json", json.dumps(extra)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
