@@ -44,7 +44,8 @@ class ReplayBuffer:
     ``on_device=True`` keeps a copy of the ring on ``device`` (the GPU), refreshed with the new transitions
     in one copy per field just before a sample, and gathers batches there: no host-to-device copy of the
     batch per update. The numpy arrays stay the master copy (persistence, hindsight relabelling), and the
-    sampled indices are the same either way.
+    sampled indices are the same either way; goals relabelled at sampling time are drawn and rewarded on the
+    host (the env's ``compute_reward`` is numpy) and written into the gathered batch, so the batches are too.
 
     ``to_end[i]`` is how many transitions from ``i`` to the end of its episode (1 for the last), set by
     ``end_episode``; 0 while the episode runs. With ``relabel_on_sample`` (hindsight relabelling at sampling
@@ -106,8 +107,6 @@ class ReplayBuffer:
 
     def relabel_on_sample(self, spec: GoalSpec, k: int) -> None:
         """Relabel goals in ``sample`` (see the class docstring); ``k`` relabelled per original on average."""
-        if self._mirror is not None:
-            raise ValueError("hindsight relabelling at sampling time is not supported with a device mirror")
         self._her = (spec, k)
 
     def add_batch(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray) -> None:
@@ -121,23 +120,39 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         """``batch_size`` transitions drawn uniformly with replacement, as tensors on ``self.device``."""
         idx = self.rng.integers(0, len(self), size=batch_size)
+        relabel = self._draw_goals(idx) if self._her is not None else None
         if self._mirror is not None:
             self._sync_mirror()
             index = torch.from_numpy(idx).to(self.device)
-            return Batch(*(self._mirror[name].index_select(0, index) for name in FIELDS))
+            obs, act, rew, next_obs, terminated = (self._mirror[name].index_select(0, index) for name in FIELDS)
+            if relabel is not None:  # drawn and rewarded on the host (the env's compute_reward), written here
+                desired = self._her[0].desired
+                rows, goals, rewards = (torch.from_numpy(a).to(self.device) for a in relabel)
+                obs[rows, desired] = goals
+                next_obs[rows, desired] = goals
+                rew[rows] = rewards
+            return Batch(obs, act, rew, next_obs, terminated)
         obs, rew, next_obs = self.obs[idx], self.rew[idx], self.next_obs[idx]
-        if self._her is not None:
-            spec, k = self._her
-            to_end = self.to_end[idx]
-            chosen = (self.rng.random(batch_size) < k / (k + 1)) & (to_end > 0)
-            i, left = idx[chosen], to_end[chosen]
-            future = (i + (self.rng.random(len(i)) * left).astype(np.int64)) % self.capacity
-            goals = self.next_obs[future, spec.achieved]
-            obs[chosen, spec.desired] = goals
-            next_obs[chosen, spec.desired] = goals
-            rew[chosen] = spec.compute_reward(next_obs[chosen][:, spec.achieved], goals, {})
+        if relabel is not None:
+            desired = self._her[0].desired
+            rows, goals, rewards = relabel
+            obs[rows, desired] = goals
+            next_obs[rows, desired] = goals
+            rew[rows] = rewards
         arrays = (obs, self.act[idx], rew, next_obs, self.terminated[idx])
         return Batch(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
+
+    def _draw_goals(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hindsight goals for the drawn transitions ``idx``: the batch rows to relabel, their new goals (the
+        goal achieved at a uniform step of the rest of the episode) and rewards (float32), from ``self.rng``."""
+        spec, k = self._her
+        to_end = self.to_end[idx]
+        chosen = (self.rng.random(len(idx)) < k / (k + 1)) & (to_end > 0)
+        i, left = idx[chosen], to_end[chosen]
+        future = (i + (self.rng.random(len(i)) * left).astype(np.int64)) % self.capacity
+        goals = self.next_obs[future, spec.achieved]
+        rewards = spec.compute_reward(self.next_obs[i, spec.achieved], goals, {}).astype(np.float32)
+        return np.flatnonzero(chosen), goals, rewards
 
     def _sync_mirror(self) -> None:
         """Copy the transitions added since the last sync into the device mirror (at most two slices)."""

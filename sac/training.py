@@ -390,12 +390,7 @@ class Trainer:
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
         )
         if self.goals is not None and config.her_relabel == "sample":
-            try:
-                self.replay.relabel_on_sample(self.goals, config.her_k)
-            except ValueError:  # the buffer has a device mirror
-                raise ConfigError(
-                    "--replay-on-device cannot relabel goals at sampling time: add --her-relabel store, or --no-her"
-                ) from None
+            self.replay.relabel_on_sample(self.goals, config.her_k)
         self.episode, self.global_step, self.best_reward = 0, 0, float("-inf")
         self.reset_seed: int | None = config.seed
 

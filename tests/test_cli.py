@@ -129,7 +129,6 @@ def write_bad(folder: Path) -> str:
         (["--env", "Pendulum-v1", "--her"], "--her needs a goal env"),
         (["--utd", "0"], "--utd must be a positive integer"),
         (["--her-relabel", "later"], "--her-relabel must be sample or store"),
-        (["--replay-on-device", "--episodes", "1"], "--replay-on-device cannot relabel goals at sampling time"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(trained, args, message):
@@ -155,6 +154,18 @@ def test_incompatible_dims_name_both_values(trained):
 def test_cuda_without_gpu_is_a_clear_error(tmp_path):
     result = run_cli("--device", "cuda", "--episodes", "1", cwd=tmp_path)
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_replay_on_device_with_sampling_time_her_trains_and_resumes(tmp_path):
+    # The device is the CPU here (no GPU); the mirror and the relabelling written into it are the GPU's path.
+    result = run_cli("--replay-on-device", "--episodes", "3", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("--resume", "--episodes", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (log_dir,) = runs(tmp_path / "runs")
+    assert [int(r["global_step"]) for r in read_csv_rows(log_dir / "training.csv")] == [50, 100, 150, 200]
+    config = json.loads((log_dir / "config.json").read_text())
+    assert config["replay_on_device"] is True and config["her_relabel"] == "sample"
 
 
 def test_pendulum_trains_and_resumes(tmp_path):

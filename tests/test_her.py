@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import envs  # noqa: F401
 from sac.her import FlattenGoalObservation, goal_spec, relabel_episode
@@ -126,4 +127,34 @@ def test_relabelling_at_sampling_time_draws_goals_from_the_rest_of_the_episode()
     # The stored transitions themselves are never changed by sampling.
     for name, before in plain.items():
         np.testing.assert_array_equal(getattr(buf, name), before)
+    env.close()
+
+
+def test_relabelling_at_sampling_time_with_a_device_mirror_gives_the_same_batches():
+    """--replay-on-device gathers batches from the device copy; the hindsight goals and rewards are drawn and
+    computed on the host and written into the gathered batch, so the batches equal the host path's and the
+    device copy itself is never changed. (The "device" is the CPU here; the code path is the GPU's.)"""
+    env = make_env("Robot6Reach-v0")
+    spec = goal_spec(env)
+    plain, mirrored = ReplayBuffer(120, 18, 6, seed=3), ReplayBuffer(120, 18, 6, seed=3, on_device=True)
+    for buf in (plain, mirrored):
+        buf.relabel_on_sample(spec, k=4)
+    unrelabelled = ReplayBuffer(120, 18, 6, seed=3)  # draws the same first indices, relabels nothing
+    for episode in range(3):  # the third wraps the 120-slot ring into the first episode
+        for buf in (plain, mirrored, unrelabelled):
+            env.action_space.seed(episode)
+            collect_episode(env, buf, seed=episode)
+            buf.end_episode(50 * episode, 50 * (episode + 1))
+    as_stored = unrelabelled.sample(64)
+    for _ in range(5):
+        batch, mirrored_batch = plain.sample(64), mirrored.sample(64)
+        for a, b in zip(batch, mirrored_batch, strict=True):
+            assert torch.equal(a, b)
+        if _ == 0:  # the same transitions as stored, most with a new goal and reward
+            assert torch.equal(batch.act, as_stored.act)
+            relabelled = (batch.obs[:, spec.desired] != as_stored.obs[:, spec.desired]).any(1)
+            assert 0.5 < relabelled.float().mean() < 1.0
+            assert not torch.equal(batch.rew, as_stored.rew)
+    for name in ("obs", "next_obs", "rew"):  # the device copy is the stored data, untouched
+        assert torch.equal(mirrored._mirror[name], torch.from_numpy(getattr(mirrored, name)))
     env.close()
