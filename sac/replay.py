@@ -124,23 +124,23 @@ class ReplayBuffer:
         if self._mirror is not None:
             self._sync_mirror()
             index = torch.from_numpy(idx).to(self.device)
-            obs, act, rew, next_obs, terminated = (self._mirror[name].index_select(0, index) for name in FIELDS)
+            batch = [self._mirror[name].index_select(0, index) for name in FIELDS]
             if relabel is not None:  # drawn and rewarded on the host (the env's compute_reward), written here
-                desired = self._her[0].desired
-                rows, goals, rewards = (torch.from_numpy(a).to(self.device) for a in relabel)
-                obs[rows, desired] = goals
-                next_obs[rows, desired] = goals
-                rew[rows] = rewards
-            return Batch(obs, act, rew, next_obs, terminated)
-        obs, rew, next_obs = self.obs[idx], self.rew[idx], self.next_obs[idx]
+                self._write_goals(batch, [torch.from_numpy(a).to(self.device) for a in relabel])
+            return Batch(*batch)
+        arrays = [getattr(self, name)[idx] for name in FIELDS]  # copies: relabelling leaves the ring alone
         if relabel is not None:
-            desired = self._her[0].desired
-            rows, goals, rewards = relabel
-            obs[rows, desired] = goals
-            next_obs[rows, desired] = goals
-            rew[rows] = rewards
-        arrays = (obs, self.act[idx], rew, next_obs, self.terminated[idx])
+            self._write_goals(arrays, relabel)
         return Batch(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
+
+    def _write_goals(self, fields: list, relabel: list | tuple) -> None:
+        """Write ``_draw_goals``' (rows, goals, rewards) into a batch's ``FIELDS``, numpy arrays or tensors alike."""
+        rows, goals, rewards = relabel
+        obs, _, rew, next_obs, _ = fields
+        desired = self._her[0].desired
+        obs[rows, desired] = goals
+        next_obs[rows, desired] = goals
+        rew[rows] = rewards
 
     def _draw_goals(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hindsight goals for the drawn transitions ``idx``: the batch rows to relabel, their new goals (the

@@ -146,11 +146,11 @@ def test_relabelling_at_sampling_time_with_a_device_mirror_gives_the_same_batche
             collect_episode(env, buf, seed=episode)
             buf.end_episode(50 * episode, 50 * (episode + 1))
     as_stored = unrelabelled.sample(64)
-    for _ in range(5):
+    for draw in range(5):
         batch, mirrored_batch = plain.sample(64), mirrored.sample(64)
         for a, b in zip(batch, mirrored_batch, strict=True):
             assert torch.equal(a, b)
-        if _ == 0:  # the same transitions as stored, most with a new goal and reward
+        if draw == 0:  # the same transitions as stored, most with a new goal and reward
             assert torch.equal(batch.act, as_stored.act)
             relabelled = (batch.obs[:, spec.desired] != as_stored.obs[:, spec.desired]).any(1)
             assert 0.5 < relabelled.float().mean() < 1.0
