@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import child_env  # noqa: E402
 from sac.config import Config  # noqa: E402
 from sac.evaluate import evaluate, load_policy  # noqa: E402
 from sac.her import GoalSpec, goal_spec  # noqa: E402
@@ -180,7 +181,7 @@ def main() -> int:
     trainers = ["ours", "sb3"] if args.trainer == "both" else [args.trainer]
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    env_vars = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    env_vars = child_env(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     jobs = [(t, s) for s in args.seeds for t in trainers]
     procs: dict[tuple[str, int], subprocess.Popen] = {}
     while jobs or procs:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import child_env  # noqa: E402
 
 MODES = ("background", "sync", "none")
 
@@ -68,7 +69,7 @@ def main() -> int:
         print("RESULT " + json.dumps(worker(args.worker, args.steps, args.dir)), flush=True)
         return 0
     walls: dict[str, list[float]] = {m: [] for m in MODES}
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = child_env()
     for i in range(args.repeats):
         for mode in MODES:
             cmd = [sys.executable, __file__, "--worker", mode, "--steps", str(args.steps)]

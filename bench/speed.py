@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import child_env  # noqa: E402
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
@@ -134,7 +136,7 @@ def main() -> int:
             "--buffer-size", str(args.buffer_size),
             "--lr", str(args.lr), "--gamma", str(args.gamma), "--init-alpha", str(args.init_alpha), "--device", args.device,
             "--seed", str(args.seed), "--extra-json", json.dumps(extra)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
+    env = child_env(OMP_NUM_THREADS=str(args.threads))
     for i in range(args.repeats):
         for side in sides:
             proc = subprocess.run(base + ["--worker", side], env=env, capture_output=True, text=True)

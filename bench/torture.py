@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import child_env  # noqa: E402
 from sac import checkpoint as ckpt  # noqa: E402
 from sac.errors import CheckpointError  # noqa: E402
 from sac.logger import read_csv_rows  # noqa: E402
@@ -97,7 +98,7 @@ def torture(
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir, log_dir = workdir / "checkpoints", workdir / "runs"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = child_env(PYTHONUNBUFFERED="1")
     report = TortureReport()
     base = [sys.executable, str(ROOT / "Train_Robot6.py"), "--episodes", str(episodes), *train_args]
     for cycle in range(cycles):

@@ -7,10 +7,11 @@ default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_
 ``sac.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
 ``_foreach_lerp_``); "ours" is the default ``SAC.update`` (the same, with the gradients written out and the
 fused Adam kernel called directly); "ours --compile" is the autograd update with ``torch.compile``.
-Obs 18, act 6, 256x256, batch 256 (Robot6Reach-v0 sizes).
+Obs 18, act 6 (Robot6Reach-v0 sizes), 256x256 and batch 256 unless --hidden/--batch-size say otherwise.
 
     python bench/update_speed.py
     python bench/update_speed.py --threads 1 --repeats 5
+    python bench/update_speed.py --device cuda --hidden 256 256 --batch-size 256
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ from sac.replay import Batch  # noqa: E402
 class NaiveSAC:
     """The same SAC math as ``sac.agent.SAC``, written the common way."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], lr: float = 1e-3, gamma: float = 0.95, tau: float = 0.005):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], lr: float = 1e-3, gamma: float = 0.95,
+                 tau: float = 0.005, device: str = "cpu"):
         self.gamma, self.tau, self.target_entropy = gamma, tau, -float(act_dim)
-        self.actor = Actor(obs_dim, act_dim, hidden)
-        self.q1, self.q2 = mlp([obs_dim + act_dim, *hidden, 1]), mlp([obs_dim + act_dim, *hidden, 1])
+        self.actor = Actor(obs_dim, act_dim, hidden).to(device)
+        self.q1 = mlp([obs_dim + act_dim, *hidden, 1]).to(device)
+        self.q2 = mlp([obs_dim + act_dim, *hidden, 1]).to(device)
         self.q1_t, self.q2_t = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
-        self.log_alpha = torch.zeros((), requires_grad=True)
+        self.log_alpha = torch.zeros((), requires_grad=True, device=device)
         self.pi_opt = torch.optim.Adam(self.actor.parameters(), lr=lr)
         self.q_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=lr)
         self.a_opt = torch.optim.Adam([self.log_alpha], lr=lr)
@@ -82,11 +85,15 @@ class AutogradSAC(SAC):
 
 
 def updates_per_second(agent, batch: Batch, n: int) -> float:
+    """Updates per second over ``n`` updates after 20 warm-up ones (the device drained before each clock read)."""
+    sync = torch.cuda.synchronize if batch.obs.is_cuda else (lambda: None)
     for _ in range(20):
         agent.update(batch)
+    sync()
     t = time.perf_counter()
     for _ in range(n):
         agent.update(batch)
+    sync()
     return n / (time.perf_counter() - t)
 
 
@@ -115,28 +122,38 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--updates", type=int, default=300, help="updates timed per repeat")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (it compiles for ~20 s)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer sizes")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (on CUDA, --compile uses CUDA graphs)")
     args = p.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    B = 256
-    batch = Batch(torch.randn(B, 18), torch.rand(B, 6) * 2 - 1, torch.randn(B), torch.randn(B, 18), torch.zeros(B))
+    B, H, dev = args.batch_size, args.hidden, args.device
+    batch = Batch(*(t.to(dev) for t in (torch.randn(B, 18), torch.rand(B, 6) * 2 - 1, torch.randn(B),
+                                         torch.randn(B, 18), torch.zeros(B))))
     agents = {
-        "naive": NaiveSAC(18, 6, [256, 256]),
-        "ours, autograd": AutogradSAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1),
-        "ours": SAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1),
+        "naive": NaiveSAC(18, 6, H, device=dev),
+        "ours, autograd": AutogradSAC(18, 6, H, 1e-3, 0.95, 0.005, 0.1, device=dev),
+        "ours": SAC(18, 6, H, 1e-3, 0.95, 0.005, 0.1, device=dev),
     }
     if not args.no_compile:
-        agents["ours --compile"] = SAC(18, 6, [256, 256], 1e-3, 0.95, 0.005, 0.1, compile=True)
+        agents["ours --compile"] = SAC(18, 6, H, 1e-3, 0.95, 0.005, 0.1, device=dev, compile=True)
     rates: dict[str, list[float]] = {k: [] for k in agents}
     for _ in range(args.repeats):
         for name, agent in agents.items():
             rates[name].append(updates_per_second(agent, batch, args.updates))
     naive = statistics.median(rates["naive"])
-    print(f"SAC update, obs 18, act 6, 256x256, batch 256, {args.threads} torch threads; medians of {args.repeats}")
+    sizes = "x".join(map(str, H))
+    print(f"SAC update on {dev}, obs 18, act 6, {sizes}, batch {B}, {args.threads} torch threads; "
+          f"medians of {args.repeats}")
     print("| implementation | updates/s | vs naive |")
     print("| --- | --- | --- |")
     for name, r in rates.items():
         print(f"| {name} | {statistics.median(r):.0f} | {statistics.median(r) / naive:.2f}x |")
+    if batch.obs.is_cuda:
+        return 0  # the breakdown below is of host (CPU) time
     print("\nwhere one update's time goes (ms, torch.profiler self CPU time):")
     print("| implementation | " + " | ".join(breakdown(agents["ours"], batch)) + " | total |")
     print("| --- | --- | --- | --- | --- |")

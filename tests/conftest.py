@@ -18,7 +18,8 @@ FAST = ["--hidden", "32", "32", "--batch-size", "32", "--learning-starts", "60",
 
 
 def cli_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
     env.pop("DISPLAY", None)
     return env
 

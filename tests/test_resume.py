@@ -92,10 +92,20 @@ def straight(tmp_path_factory):
     return get
 
 
+ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
 @pytest.mark.parametrize(
     "sig, options",
-    [(signal.SIGTERM, ()), (signal.SIGKILL, ()), (signal.SIGKILL, SAMPLE_EFFICIENT)],
-    ids=["sigterm", "sigkill", "sigkill-her-utd-updates-every"],
+    [
+        pytest.param(signal.SIGTERM, (), id="sigterm"),
+        pytest.param(signal.SIGKILL, (), id="sigkill"),
+        pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every"),
+        # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume.
+        pytest.param(signal.SIGKILL, ("--device", "cuda"), id="sigkill-cuda", marks=ON_CUDA),
+        pytest.param(signal.SIGKILL, ("--device", "cuda", "--replay-on-device", *SAMPLE_EFFICIENT),
+                     id="sigkill-cuda-replay-on-device-her-utd", marks=ON_CUDA),
+    ],
 )
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig, options):
     proc = start_cli("--episodes", str(EPISODES), *FAST, *options, cwd=tmp_path)
