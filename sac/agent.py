@@ -166,6 +166,11 @@ class SAC:
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``update`` written with autograd and ``optimizer.step()``: the reference, and the compiled path."""
+        if self._compiled and self.device.type == "cuda":
+            # One update is one step of CUDA graphs (torch.compile's reduce-overhead mode). Unmarked, each
+            # compiled call outside a backward would count as a new step and hand the memory of the call
+            # before to the next one (the target critics would read freed next actions).
+            torch.compiler.cudagraph_mark_step_begin()
         alpha = self.log_alpha.detach().exp()
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
