@@ -5,7 +5,8 @@
 # machine's CPU. Each step has its own time limit and writes its output to $OUT/NAME.txt as it goes, so a
 # step that runs over loses only itself. Results are in docs/BENCHMARKS.md, "GPU".
 #
-#   OUT=/tmp/gpu bash bench/gpu_check.sh
+#   OUT=/tmp/gpu bash bench/gpu_check.sh                      # every step
+#   OUT=/tmp/gpu bash bench/gpu_check.sh tests_graph update_cuda  # the steps named
 #
 # Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists).
 set -u
@@ -17,9 +18,11 @@ if [ -d .gpu/site ]; then
 fi
 PY=${PY:-python3}
 
+ONLY=" $* "
 step() {  # step NAME SECONDS COMMAND...
     local name=$1 limit=$2
     shift 2
+    if [ "$ONLY" != "  " ] && [[ "$ONLY" != *" $name "* ]]; then return; fi
     echo "=== $name ($(date +%T), limit ${limit}s): $*"
     timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
     echo "--- $name: exit $? after $SECONDS s in all"
@@ -27,12 +30,14 @@ step() {  # step NAME SECONDS COMMAND...
 }
 
 step env 60 sh -c "nvidia-smi -L; nproc; $PY -c 'import sys, torch, gymnasium, pybullet; print(sys.version); print(torch.__version__, torch.cuda.get_device_name())'"
-step tests 150 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "cuda"
+step tests 200 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "cuda"
+step tests_graph 90 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "graph"
 SIZES="--hidden 128 128 --batch-size 128 --steps 2000 --extra her=false"
 step speed_cuda 130 $PY bench/speed.py --device cuda $SIZES --repeats 2
 step update_cuda 100 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500
 step speed_cuda_replay 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra replay_on_device=true
 step speed_cuda_ue8 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra updates_every=8
 step speed_cpu 60 $PY bench/speed.py --device cpu --threads 2 $SIZES --repeats 1
+step speed_cuda_ours 40 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours
 step speed_cuda_compile 80 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra compile=true
 echo "=== done after $SECONDS s"

@@ -85,15 +85,18 @@ class SAC:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        # Forward passes of the update go through these: the modules themselves, or their torch.compile'd
-        # versions (CUDA graphs on a GPU). Parameters and state_dicts stay those of the plain modules.
+        # Forward passes of update_autograd go through these: the modules themselves, or (compile=True on a
+        # CPU) their torch.compile'd versions. Parameters and state_dicts stay those of the plain modules.
         self._actor, self._critic, self._critic_target = self.actor, self.critic, self.critic_target
-        if compile:
-            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
-            self._actor = torch.compile(self.actor, mode=mode, dynamic=False)
-            self._critic = torch.compile(self.critic, mode=mode, dynamic=False)
-            self._critic_target = torch.compile(self.critic_target, mode=mode, dynamic=False)
-        self._compiled = compile
+        # compile=True on CUDA: the default update captured as one CUDA graph (a launch per update, not one
+        # per kernel); torch.compile's own CUDA graphs (mode="reduce-overhead") measured slower than no
+        # compile at all there (docs/BENCHMARKS.md, "GPU").
+        self._graph = CudaGraphUpdate(self) if compile and self.device.type == "cuda" else None
+        self._compiled = compile and self._graph is None
+        if self._compiled:
+            self._actor = torch.compile(self.actor, dynamic=False)
+            self._critic = torch.compile(self.critic, dynamic=False)
+            self._critic_target = torch.compile(self.critic_target, dynamic=False)
         self.policy_opt = make_adam(self._actor_params, lr)
         self.q_opt = make_adam(self._critic_params, lr)
         self.alpha_opt = make_adam([self.log_alpha], lr)
@@ -108,8 +111,11 @@ class SAC:
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q).
 
-        Gradients written out (see the module docstring); ``update_autograd`` when the agent was compiled.
+        Gradients written out (see the module docstring); ``update_autograd`` when the agent was compiled on
+        a CPU; the written-out update replayed as a CUDA graph when it was compiled on CUDA.
         """
+        if self._graph is not None:
+            return self._graph(batch)
         if self._compiled:
             return self.update_autograd(batch)
         with torch.no_grad():
@@ -166,11 +172,6 @@ class SAC:
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``update`` written with autograd and ``optimizer.step()``: the reference, and the compiled path."""
-        if self._compiled and self.device.type == "cuda":
-            # One update is one step of CUDA graphs (torch.compile's reduce-overhead mode). Unmarked, each
-            # compiled call outside a backward would count as a new step and hand the memory of the call
-            # before to the next one (the target critics would read freed next actions).
-            torch.compiler.cudagraph_mark_step_begin()
         alpha = self.log_alpha.detach().exp()
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
@@ -243,3 +244,55 @@ class SAC:
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        if self._graph is not None:
+            self._graph.reset()  # the optimizers' state tensors were replaced: the graph must be captured again
+
+
+class CudaGraphUpdate:
+    """``SAC.update`` on CUDA as one CUDA graph: captured once, then replayed with each new batch copied into
+    its input tensors, so that an update costs one launch instead of one per kernel (~150).
+
+    The first ``WARMUP`` updates run eagerly on a side stream (they create the optimizer state and the
+    library handles, which a capture must not do), the next one is captured and every one from then on is
+    a replay. Captured and eager updates run the same kernels on the same data and draw the same noise from
+    the CUDA generator, so a run and its resume (which warms up again) compute the same updates
+    (tests/test_resume.py, on a GPU). Call ``reset()`` when the agent's tensors are replaced.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, agent: SAC):
+        self.agent = agent
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the graph; the next updates warm up and capture again."""
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: Batch | None = None
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.warmup_left = self.WARMUP
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        agent, stream = self.agent, torch.cuda.current_stream(self.agent.device)
+        if self.graph is not None and tuple(t.shape for t in batch) != tuple(t.shape for t in self.inputs):
+            self.reset()  # another batch size: capture again
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            side = torch.cuda.Stream(agent.device)
+            side.wait_stream(stream)
+            with torch.cuda.stream(side), torch.no_grad():
+                metrics = agent._update_closed_form(batch)
+            stream.wait_stream(side)
+            return metrics
+        if self.graph is None:
+            self.inputs = Batch(*(t.to(agent.device, copy=True) for t in batch))
+            self.graph = torch.cuda.CUDAGraph()
+            # thread_local: the checkpoint writer thread may use CUDA while the main thread captures.
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
+                self.outputs = agent._update_closed_form(self.inputs)
+        else:
+            for static, t in zip(self.inputs, batch, strict=True):
+                static.copy_(t, non_blocking=True)
+        self.graph.replay()
+        # Copies: the graph's outputs are overwritten by the next replay, and callers keep the metrics.
+        return {k: v.clone() for k, v in self.outputs.items()}

@@ -105,6 +105,7 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGKILL, ("--device", "cuda"), id="sigkill-cuda", marks=ON_CUDA),
         pytest.param(signal.SIGKILL, ("--device", "cuda", "--replay-on-device", *SAMPLE_EFFICIENT),
                      id="sigkill-cuda-replay-on-device-her-utd", marks=ON_CUDA),
+        pytest.param(signal.SIGKILL, ("--device", "cuda", "--compile"), id="sigkill-cuda-graph", marks=ON_CUDA),
     ],
 )
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig, options):
