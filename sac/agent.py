@@ -6,9 +6,11 @@ detached metric tensors and logs nothing; converting them to floats (a host sync
 choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use the checkpoint's keys.
 
 Two implementations of the same step: ``update_autograd`` is the textbook one (losses, ``backward()``,
-``optimizer.step()``), used with ``compile=True``; the default ``update`` writes the gradients out (the
-networks' ``backward`` methods) and calls the fused Adam kernel directly, about 1.4x faster on a 2-core CPU.
-Both give the same parameters to float rounding (tests/test_agent.py).
+``optimizer.step()``), used with ``compile=True`` on a CPU (torch.compile); the default ``update`` writes the
+gradients out (the networks' ``backward`` methods) and calls the fused Adam kernel directly, about 1.4x
+faster on a 2-core CPU. Both give the same parameters to float rounding (tests/test_agent.py). With
+``compile=True`` on CUDA the default update is captured once as a CUDA graph and replayed
+(``CudaGraphUpdate``): the same results bit for bit, 4.4x the updates/s on an H200.
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ class SAC:
 
 class CudaGraphUpdate:
     """``SAC.update`` on CUDA as one CUDA graph: captured once, then replayed with each new batch copied into
-    its input tensors, so that an update costs one launch instead of one per kernel (~150).
+    its input tensors, so that an update costs one launch instead of one per kernel (over a hundred).
 
     The first ``WARMUP`` updates run eagerly on a side stream (they create the optimizer state and the
     library handles, which a capture must not do), the next one is captured and every one from then on is
