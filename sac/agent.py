@@ -289,7 +289,8 @@ class CudaGraphUpdate:
         if self.graph is None:
             self.inputs = Batch(*(t.to(agent.device, copy=True) for t in batch))
             self.graph = torch.cuda.CUDAGraph()
-            # thread_local: the checkpoint writer thread may use CUDA while the main thread captures.
+            # thread_local: only this thread's CUDA calls are held to the capture's rules, not those of the
+            # threads that run beside it (the checkpoint writer, TensorBoard's).
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
                 self.outputs = agent._update_closed_form(self.inputs)
         else:
