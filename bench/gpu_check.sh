@@ -8,7 +8,20 @@
 #   OUT=/tmp/gpu bash bench/gpu_check.sh                      # every step
 #   OUT=/tmp/gpu bash bench/gpu_check.sh tests_graph update_cuda  # the steps named
 #
-# Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists).
+# Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists;
+# git-ignored). The lent H200s of this workplace have Python 3.12 and torch but no gymnasium, SB3 or
+# pybullet, and pybullet 3.2.7 has no wheel for Python 3.12; this filled .gpu/site (17 MB) on the 2-core
+# machine, where a Python 3.12 exists (pyenv):
+#   python3.12 -m venv /tmp/v && /tmp/v/bin/pip install setuptools wheel
+#   /tmp/v/bin/pip wheel --no-deps --no-build-isolation -w /tmp/pb pybullet==3.2.7    # a few minutes
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d /tmp/wh \
+#       gymnasium==1.4.0 farama-notifications==0.0.6 stable-baselines3==2.9.2
+#   mkdir -p .gpu/site && cd .gpu/site && for w in /tmp/wh/*.whl; do unzip -q $w; done
+#   unzip -q /tmp/pb/pybullet-*.whl 'pybullet.cpython-312*' 'pybullet_utils/*'
+#   strip --strip-unneeded pybullet.cpython-312*.so                # 108 MB -> 8 MB
+#   D=$(python -c 'import pybullet_data as d; print(d.getDataPath())'); mkdir pybullet_data
+#   cp $D/__init__.py $D/plane.urdf $D/plane100.obj $D/plane.mtl $D/checker_blue.png pybullet_data/
+#   cp -r $D/xarm pybullet_data/                                   # only what Robot6Reach-v0 loads
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
