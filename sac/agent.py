@@ -6,11 +6,12 @@ detached metric tensors and logs nothing; converting them to floats (a host sync
 choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use the checkpoint's keys.
 
 Two implementations of the same step: ``update_autograd`` is the textbook one (losses, ``backward()``,
-``optimizer.step()``), used with ``compile=True`` on a CPU (torch.compile); the default ``update`` writes the
-gradients out (the networks' ``backward`` methods) and calls the fused Adam kernel directly, about 1.4x
-faster on a 2-core CPU. Both give the same parameters to float rounding (tests/test_agent.py). With
-``compile=True`` on CUDA the default update is captured once as a CUDA graph and replayed
-(``CudaGraphUpdate``): the same results bit for bit, 4.4x the updates/s on an H200.
+``optimizer.step()``), the reference; the default ``update`` writes the gradients out (the networks'
+``backward`` methods) and calls the fused Adam kernel directly, about 1.4x faster on a 2-core CPU. Both give
+the same parameters to float rounding (tests/test_agent.py). ``compile=True`` speeds up the default update:
+on a CPU through torch.compile (the same update to float rounding, ~20% faster after ~10 s of compiling),
+on CUDA captured once as a CUDA graph and replayed (``CudaGraphUpdate``: the same results bit for bit, 4.4x
+the updates/s on an H200).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+@torch.compiler.disable  # eager under torch.compile too: one fused kernel already, and it mutates its inputs
 def adam_step(optimizers: list[torch.optim.Adam]) -> None:
     """``opt.step()`` for each of ``optimizers`` as one ``torch._fused_adam_`` call (they must share lr, betas,
     eps and have no weight decay, as ``make_adam`` makes them). The same update as ``step()``, which spends
@@ -87,18 +89,17 @@ class SAC:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        # Forward passes of update_autograd go through these: the modules themselves, or (compile=True on a
-        # CPU) their torch.compile'd versions. Parameters and state_dicts stay those of the plain modules.
-        self._actor, self._critic, self._critic_target = self.actor, self.critic, self.critic_target
-        # compile=True on CUDA: the default update captured as one CUDA graph (a launch per update, not one
+        # compile=True. On CUDA: the default update captured as one CUDA graph (a launch per update, not one
         # per kernel); torch.compile's own CUDA graphs (mode="reduce-overhead") measured slower than no
-        # compile at all there (docs/BENCHMARKS.md, "GPU").
+        # compile at all there (docs/BENCHMARKS.md, "GPU"). On a CPU: the default update through
+        # torch.compile, which fuses its chains of small elementwise ops into a few C++ loops; the noise is
+        # drawn as in eager mode (fallback_random), the rest differs from eager by float rounding only.
         self._graph = CudaGraphUpdate(self) if compile and self.device.type == "cuda" else None
-        self._compiled = compile and self._graph is None
-        if self._compiled:
-            self._actor = torch.compile(self.actor, dynamic=False)
-            self._critic = torch.compile(self.critic, dynamic=False)
-            self._critic_target = torch.compile(self.critic_target, dynamic=False)
+        self._compiled_update = None
+        if compile and self._graph is None:
+            self._compiled_update = torch.compile(
+                self._update_closed_form, dynamic=False, options={"fallback_random": True}
+            )
         self.policy_opt = make_adam(self._actor_params, lr)
         self.q_opt = make_adam(self._critic_params, lr)
         self.alpha_opt = make_adam([self.log_alpha], lr)
@@ -113,14 +114,16 @@ class SAC:
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q).
 
-        Gradients written out (see the module docstring); ``update_autograd`` when the agent was compiled on
-        a CPU; the written-out update replayed as a CUDA graph when it was compiled on CUDA.
+        Gradients written out (see the module docstring); when the agent was compiled, the same update
+        through torch.compile (CPU) or replayed as a CUDA graph (CUDA).
         """
         if self._graph is not None:
             return self._graph(batch)
-        if self._compiled:
-            return self.update_autograd(batch)
         with torch.no_grad():
+            # The very first update creates the optimizer state: eager, so that the compiled function is
+            # traced once, with the state in place (a second trace would double the compile time).
+            if self._compiled_update is not None and self.alpha_opt.state:
+                return self._compiled_update(batch)
             return self._update_closed_form(batch)
 
     def _update_closed_form(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -173,16 +176,16 @@ class SAC:
         }
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """``update`` written with autograd and ``optimizer.step()``: the reference, and the compiled path."""
+        """``update`` written with autograd and ``optimizer.step()``: the reference the tests hold it to."""
         alpha = self.log_alpha.detach().exp()
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
         with torch.no_grad():
-            next_action, next_logp = self._actor(batch.next_obs)
-            next_q = self._critic_target(batch.next_obs, next_action).min(dim=0).values
+            next_action, next_logp = self.actor(batch.next_obs)
+            next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
             # Only true terminations stop the bootstrap; time-limit truncations are stored as not terminated.
             target = batch.rew + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
-        q = self._critic(batch.obs, batch.act)  # (2, B)
+        q = self.critic(batch.obs, batch.act)  # (2, B)
         critic_loss = (q - target).pow(2).mean(dim=1).sum()
         self.q_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -192,8 +195,8 @@ class SAC:
         # computed for their weights.
         for p in self._critic_params:
             p.requires_grad_(False)
-        action, logp = self._actor(batch.obs)
-        q_pi = self._critic(batch.obs, action).min(dim=0).values
+        action, logp = self.actor(batch.obs)
+        q_pi = self.critic(batch.obs, action).min(dim=0).values
         actor_loss = (alpha * logp - q_pi).mean()
         self.policy_opt.zero_grad(set_to_none=True)
         actor_loss.backward()

@@ -118,6 +118,29 @@ def test_act_returns_bounded_numpy_action():
     assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
 
 
+def test_compiled_update_on_cpu_equals_the_eager_update():
+    """--compile on a CPU (torch.compile of the default update): the first update is eager (it creates the
+    optimizer state), the next ones compiled; the same noise, the same parameters to float rounding."""
+    from torch._dynamo.utils import counters
+
+    eager, compiled = make_agent(), SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, compile=True)
+    compiled.load_state_dict(copy.deepcopy(eager.state_dict()))
+    counters.clear()
+    for i in range(4):
+        torch.manual_seed(100 + i)
+        m1 = eager.update(fixed_batch(seed=i))
+        rng_after_eager = torch.get_rng_state()
+        torch.manual_seed(100 + i)
+        m2 = compiled.update(fixed_batch(seed=i))
+        assert torch.equal(torch.get_rng_state(), rng_after_eager), "the compiled update drew other noise"
+        for k in m1:
+            torch.testing.assert_close(m2[k], m1[k], rtol=1e-5, atol=1e-5, msg=f"update {i}: {k}")
+    assert counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
+    for p, q in zip([*eager.actor.parameters(), *eager.critic.parameters()],
+                    [*compiled.actor.parameters(), *compiled.critic.parameters()], strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_update_runs_on_cuda():
     torch.manual_seed(0)

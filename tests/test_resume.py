@@ -101,6 +101,8 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGTERM, (), id="sigterm"),
         pytest.param(signal.SIGKILL, (), id="sigkill"),
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every"),
+        # torch.compile'd update: compiled again after the resume, the same code on the same state.
+        pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile"),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume.
         pytest.param(signal.SIGKILL, ("--device", "cuda"), id="sigkill-cuda", marks=ON_CUDA),
         pytest.param(signal.SIGKILL, ("--device", "cuda", "--replay-on-device", *SAMPLE_EFFICIENT),
