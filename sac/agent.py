@@ -31,7 +31,6 @@ def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
-@torch.compiler.disable  # eager under torch.compile too: one fused kernel already, and it mutates its inputs
 def adam_step(optimizers: list[torch.optim.Adam]) -> None:
     """``opt.step()`` for each of ``optimizers`` as one ``torch._fused_adam_`` call (they must share lr, betas,
     eps and have no weight decay, as ``make_adam`` makes them). The same update as ``step()``, which spends
@@ -96,7 +95,12 @@ class SAC:
         # drawn as in eager mode (fallback_random), the rest differs from eager by float rounding only.
         self._graph = CudaGraphUpdate(self) if compile and self.device.type == "cuda" else None
         self._compiled_update = None
+        self._adam_step = adam_step
         if compile and self._graph is None:
+            # Adam stays eager: one fused kernel already, and tracing its in-place writes to the parameters
+            # fails. (Wrapped here, not where it is defined: torch.compiler.disable imports the compiler,
+            # which would add a second to every start-up.)
+            self._adam_step = torch.compiler.disable(adam_step)
             self._compiled_update = torch.compile(
                 self._update_closed_form, dynamic=False, options={"fallback_random": True}
             )
@@ -145,7 +149,7 @@ class SAC:
         grads, _ = self.critic.backward(inputs, (error * (2.0 / B)).unsqueeze(-1))
         for p, g in zip(self._critic_params, grads, strict=True):
             p.grad = g
-        adam_step([self.q_opt])
+        self._adam_step([self.q_opt])
 
         # Actor (eq. 7, reparameterised) through the updated critics; the gradient of the min goes to the
         # smaller critic (the first on a tie, as autograd's min). No gradient for the critics' weights.
@@ -163,7 +167,7 @@ class SAC:
         logp_plus_target = logp + self.target_entropy
         self.log_alpha.grad = -logp_plus_target.mean()
         alpha_loss = self.log_alpha.detach() * self.log_alpha.grad
-        adam_step([self.policy_opt, self.alpha_opt])
+        self._adam_step([self.policy_opt, self.alpha_opt])
 
         torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
         return {
