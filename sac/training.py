@@ -66,6 +66,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_compile(device: torch.device) -> None:
+    """``--compile`` on a CPU: torch.compile builds C++ code at the first update; ``ConfigError`` now, before any
+    training, when this machine has no C++ compiler it can use (``$CXX``, else g++)."""
+    if device.type != "cpu":
+        return  # CUDA: a CUDA graph, nothing to build
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # another torch layout: torch.compile will say it itself
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as e:  # torch._inductor.exc.InvalidCxxCompiler
+        raise ConfigError(
+            f"--compile on a CPU needs a C++ compiler for torch.compile and found none ({e}); "
+            "install g++ (or set CXX), or train without --compile"
+        ) from None
+
+
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with this project's envs registered; ``ConfigError`` for a bad id or space."""
     import envs  # noqa: F401  (registers Robot6Reach-v0)
@@ -340,6 +358,8 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
                 f"pass a larger --episodes to train more"
             )
     device = resolve_device(config.device)
+    if config.compile:
+        check_compile(device)
     keep_freed_memory()
     env = make_env(config.env_id)
     try:

@@ -156,6 +156,14 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr
 
 
+def test_compile_without_a_cxx_compiler_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))  # what torch.compile would build with
+    result = run_cli("--compile", "--device", "cpu", "--episodes", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--compile on a CPU needs a C++ compiler" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything was created
+
+
 def test_replay_on_device_with_sampling_time_her_trains_and_resumes(tmp_path):
     # The device is the CPU here (no GPU); the mirror and the relabelling written into it are the GPU's path.
     result = run_cli("--replay-on-device", "--episodes", "3", *FAST, cwd=tmp_path)
