@@ -6,7 +6,8 @@ time of one update goes (torch.profiler, grouped into matrix products, optimizer
 default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_``; "ours, autograd" is
 ``sac.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
 ``_foreach_lerp_``); "ours" is the default ``SAC.update`` (the same, with the gradients written out and the
-fused Adam kernel called directly); "ours --compile" is the autograd update with ``torch.compile``.
+fused Adam kernel called directly); "ours --compile" is that update with ``compile=True``: through
+``torch.compile`` on a CPU, captured as one CUDA graph on CUDA.
 Obs 18, act 6 (Robot6Reach-v0 sizes), 256x256 and batch 256 unless --hidden/--batch-size say otherwise.
 
     python bench/update_speed.py
@@ -121,10 +122,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--updates", type=int, default=300, help="updates timed per repeat")
-    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (it compiles for ~20 s)")
+    p.add_argument("--no-compile", action="store_true", help="skip the compile=True variant (on a CPU it compiles for ~10 s)")
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer sizes")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (on CUDA, --compile uses CUDA graphs)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (on CUDA, the compile=True variant is a CUDA graph)")
     args = p.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
