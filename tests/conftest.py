@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import child_env  # noqa: E402
+
 TRAIN = str(ROOT / "Train_Robot6.py")
 # Tiny networks and batches: the tests check behaviour, not learning.
 FAST = ["--hidden", "32", "32", "--batch-size", "32", "--learning-starts", "60", "--buffer-size", "5000"]
 
 
 def cli_env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1")  # the repository first on PYTHONPATH, the caller's after it
     env.pop("DISPLAY", None)
     return env
 
