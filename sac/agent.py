@@ -76,9 +76,15 @@ class SAC:
         init_alpha: float,
         device: torch.device | str = "cpu",
         compile: bool = False,
+        policy_delay: int = 1,
     ):
         self.device = torch.device(device)
         self.gamma, self.tau = gamma, tau
+        # The actor and temperature step with every policy_delay-th critic step (TD3's delayed policy update);
+        # 1 = every update, the paper's algorithm. Which updates those are follows from the critic's Adam step
+        # count, which the checkpoint holds, so a resumed run continues the same pattern.
+        self.policy_delay = int(policy_delay)
+        self.critic_updates = 0
         self.target_entropy = -float(act_dim)
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
@@ -121,23 +127,26 @@ class SAC:
         Gradients written out (see the module docstring); when the agent was compiled, the same update
         through torch.compile (CPU) or replayed as a CUDA graph (CUDA).
         """
+        self.critic_updates += 1
+        actor = self.critic_updates % self.policy_delay == 0
         if self._graph is not None:
-            return self._graph(batch)
+            return self._graph(batch, actor)
         with torch.no_grad():
-            # The very first update creates the optimizer state: eager, so that the compiled function is
-            # traced once, with the state in place (a second trace would double the compile time).
-            if self._compiled_update is not None and self.alpha_opt.state:
-                return self._compiled_update(batch)
-            return self._update_closed_form(batch)
+            # The first update of each kind creates the optimizer state: eager, so that the compiled function
+            # is traced once per kind, with the state in place (a second trace would double the compile time).
+            if self._compiled_update is not None and (self.alpha_opt.state or not actor and self.q_opt.state):
+                return self._compiled_update(batch, actor)
+            return self._update_closed_form(batch, actor)
 
-    def _update_closed_form(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def _update_closed_form(self, batch: Batch, actor: bool = True) -> dict[str, torch.Tensor]:
         B, obs_dim = batch.obs.shape
         alpha = self.log_alpha.detach().exp()
         # One actor pass over next_obs and obs (the actor does not change before its own step): the first half
         # gives the target's next actions, the second the actions of the actor loss. The noise is drawn in
-        # the same order as update_autograd draws it.
-        eps = torch.randn(2 * B, self.actor.mu.out_features, device=batch.obs.device)
-        action_all, logp_all, trace = self.actor.sample_traced(torch.cat([batch.next_obs, batch.obs]), eps)
+        # the same order as update_autograd draws it. Without the actor's step, next_obs only.
+        eps = torch.randn((2 if actor else 1) * B, self.actor.mu.out_features, device=batch.obs.device)
+        obs_all = torch.cat([batch.next_obs, batch.obs]) if actor else batch.next_obs
+        action_all, logp_all, trace = self.actor.sample_traced(obs_all, eps)
 
         # Critics: soft Bellman target (eq. 3 and 5 of the paper); only true terminations stop the bootstrap.
         next_q, _ = self.critic_target.forward_traced(torch.cat([batch.next_obs, action_all[:B]], -1))
@@ -150,6 +159,9 @@ class SAC:
         for p, g in zip(self._critic_params, grads, strict=True):
             p.grad = g
         self._adam_step([self.q_opt])
+        if not actor:
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+            return {"critic_loss": critic_loss, "alpha": alpha, "q": q.mean()}
 
         # Actor (eq. 7, reparameterised) through the updated critics; the gradient of the min goes to the
         # smaller critic (the first on a tie, as autograd's min). No gradient for the critics' weights.
@@ -181,6 +193,8 @@ class SAC:
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``update`` written with autograd and ``optimizer.step()``: the reference the tests hold it to."""
+        self.critic_updates += 1
+        actor = self.critic_updates % self.policy_delay == 0
         alpha = self.log_alpha.detach().exp()
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
@@ -194,6 +208,10 @@ class SAC:
         self.q_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.q_opt.step()
+        if not actor:
+            with torch.no_grad():
+                torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+            return {"critic_loss": critic_loss.detach(), "alpha": alpha, "q": q.detach().mean()}
 
         # Actor (eq. 7 with the reparameterisation trick). The critics are frozen so that no gradient is
         # computed for their weights.
@@ -253,6 +271,8 @@ class SAC:
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        q_state = self.q_opt.state_dict()["state"]
+        self.critic_updates = int(q_state[0]["step"]) if q_state else 0
         if self._graph is not None:
             self._graph.reset()  # the optimizers' state tensors were replaced: the graph must be captured again
 
@@ -275,34 +295,36 @@ class CudaGraphUpdate:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the graph; the next updates warm up and capture again."""
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.inputs: Batch | None = None
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.warmup_left = self.WARMUP
+        """Forget the graphs; the next updates warm up and capture again."""
+        # One graph per kind of update: with the actor's step (True) and, with policy_delay > 1, without (False).
+        self.graphs: dict[bool, tuple[torch.cuda.CUDAGraph, Batch, dict[str, torch.Tensor]]] = {}
+        self.warmup_left = {True: self.WARMUP, False: self.WARMUP}
 
-    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: Batch, actor: bool = True) -> dict[str, torch.Tensor]:
         agent, stream = self.agent, torch.cuda.current_stream(self.agent.device)
-        if self.graph is not None and tuple(t.shape for t in batch) != tuple(t.shape for t in self.inputs):
+        captured = self.graphs.get(actor)
+        if captured is not None and tuple(t.shape for t in batch) != tuple(t.shape for t in captured[1]):
             self.reset()  # another batch size: capture again
-        if self.warmup_left > 0:
-            self.warmup_left -= 1
+            captured = None
+        if self.warmup_left[actor] > 0:
+            self.warmup_left[actor] -= 1
             side = torch.cuda.Stream(agent.device)
             side.wait_stream(stream)
             with torch.cuda.stream(side), torch.no_grad():
-                metrics = agent._update_closed_form(batch)
+                metrics = agent._update_closed_form(batch, actor)
             stream.wait_stream(side)
             return metrics
-        if self.graph is None:
-            self.inputs = Batch(*(t.to(agent.device, copy=True) for t in batch))
-            self.graph = torch.cuda.CUDAGraph()
+        if captured is None:
+            inputs = Batch(*(t.to(agent.device, copy=True) for t in batch))
+            graph = torch.cuda.CUDAGraph()
             # thread_local: only this thread's CUDA calls are held to the capture's rules, not those of the
             # threads that run beside it (the checkpoint writer, TensorBoard's).
-            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
-                self.outputs = agent._update_closed_form(self.inputs)
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.no_grad():
+                outputs = agent._update_closed_form(inputs, actor)
+            captured = self.graphs[actor] = (graph, inputs, outputs)
         else:
-            for static, t in zip(self.inputs, batch, strict=True):
+            for static, t in zip(captured[1], batch, strict=True):
                 static.copy_(t, non_blocking=True)
-        self.graph.replay()
+        captured[0].replay()
         # Copies: the graph's outputs are overwritten by the next replay, and callers keep the metrics.
-        return {k: v.clone() for k, v in self.outputs.items()}
+        return {k: v.clone() for k, v in captured[2].items()}

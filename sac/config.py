@@ -41,6 +41,7 @@ class Config:
     learning_starts: int = _opt(1000, "env steps of uniformly random actions before learning starts")
     hidden: list[int] = _opt([128, 128], "hidden layer sizes of the actor and critics, e.g. --hidden 256 256")
     utd: int = _opt(2, "update-to-data ratio: gradient updates per env step (2, with 128x128 networks and batch 128, learns Robot6Reach-v0 soonest in wall time; see README)")
+    policy_delay: int = _opt(1, "update the actor and the entropy temperature at every Nth gradient update only (the critics at every one), as TD3's delayed policy updates; each skipped actor update costs about half an update less")
     updates_every: int = _opt(1, "collect N env steps, then do their N*utd updates in one go (not the same run as 1; no faster on a 2-core CPU; updates are flushed at episode ends)")
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(4, "with --her: relabelled goals per original transition, drawn from the same episode's future")
@@ -59,7 +60,7 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the flag of the first invalid value."""
-        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every", "utd", "updates_every", "her_k")
+        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every", "utd", "policy_delay", "updates_every", "her_k")
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {getattr(self, name)}")

@@ -404,7 +404,7 @@ class Trainer:
             )
         self.agent = SAC(
             obs_dim, act_dim, config.hidden, config.lr, config.gamma, config.tau, config.init_alpha, device,
-            compile=config.compile,
+            compile=config.compile, policy_delay=config.policy_delay,
         )
         self.replay = ReplayBuffer(
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
@@ -551,8 +551,9 @@ class Trainer:
         config, env, agent, replay = self.config, self.env, self.agent, self.replay
         obs, _ = env.reset(seed=self.reset_seed)
         self.reset_seed = None
-        ep_reward, ep_len, n_updates, pending = 0.0, 0, 0, 0
+        ep_reward, ep_len, pending = 0.0, 0, 0
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}  # per metric: with --policy-delay, the actor's come from fewer updates
         info: dict[str, Any] = {}
         ep_start = replay.count
         t0 = time.perf_counter()
@@ -585,7 +586,7 @@ class Trainer:
                     metrics = agent.update(replay.sample(config.batch_size))
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v
-                n_updates += pending
+                        counts[k] = counts.get(k, 0) + 1
                 pending = 0
         self.episode += 1
         self.last_ep_len = ep_len
@@ -596,7 +597,7 @@ class Trainer:
             "episode/length": ep_len,
             "time/sps": sps,
             **({"episode/success": float(success)} if success is not None else {}),
-            **{f"train/{k}": (v / n_updates).item() for k, v in sums.items()},
+            **{f"train/{k}": (v / counts[k]).item() for k, v in sums.items()},
         }
         row = {
             "episode": self.episode - 1,

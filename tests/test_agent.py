@@ -57,11 +57,12 @@ def test_critic_loss_falls_on_a_fixed_batch():
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
 
 
-@pytest.mark.parametrize("hidden", [[32, 32], [16], [8, 8, 8]])
-def test_closed_form_update_matches_autograd(hidden):
-    """update() writes the gradients out; five steps of it must land where update_autograd() does."""
+@pytest.mark.parametrize("hidden, policy_delay", [([32, 32], 1), ([16], 1), ([8, 8, 8], 1), ([32, 32], 3)])
+def test_closed_form_update_matches_autograd(hidden, policy_delay):
+    """update() writes the gradients out; five steps of it must land where update_autograd() does (with a
+    policy delay of 3: two critic-only updates, a full one, two critic-only)."""
     torch.manual_seed(0)
-    fast = SAC(6, 2, hidden, 1e-3, 0.95, 0.005, 0.5)
+    fast = SAC(6, 2, hidden, 1e-3, 0.95, 0.005, 0.5, policy_delay=policy_delay)
     with torch.no_grad():  # push some log-stds past both clamp bounds, so the clamp's gradient mask matters
         fast.actor.log_std.bias.copy_(torch.tensor([3.0, -21.0]))
     ref = copy.deepcopy(fast)
@@ -71,6 +72,7 @@ def test_closed_form_update_matches_autograd(hidden):
         m_fast = fast.update(batch)
         torch.manual_seed(100 + i)
         m_ref = ref.update_autograd(batch)
+        assert m_fast.keys() == m_ref.keys()
         for k in m_ref:
             torch.testing.assert_close(m_fast[k], m_ref[k], rtol=1e-4, atol=1e-5, msg=k)
     fast_state, ref_state = fast.state_dict(), ref.state_dict()
@@ -82,6 +84,36 @@ def test_closed_form_update_matches_autograd(hidden):
             for name in ("step", "exp_avg", "exp_avg_sq"):
                 torch.testing.assert_close(fast_state[key]["state"][idx][name], st[name], rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(fast.log_alpha, ref.log_alpha)
+
+
+def test_policy_delay_steps_the_actor_and_alpha_at_every_nth_update_only():
+    """--policy-delay 2: odd updates train the critics alone, even ones everything; the pattern is carried by
+    the checkpoint (a clone loaded after three updates does its next full update at the fourth)."""
+    agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, policy_delay=2)
+    changed = []
+    for i in range(3):
+        before = snapshot(agent)
+        metrics = agent.update(fixed_batch(seed=i))
+        after = snapshot(agent)
+        changed.append({key: not all(torch.equal(v, after[key][n]) for n, v in before[key].items())
+                        for key in ("policy", "q1", "q1_target")})
+        changed[-1]["log_alpha"] = not torch.equal(before["log_alpha"], after["log_alpha"])
+        assert ("actor_loss" in metrics) == (i == 1)
+    assert changed == [
+        {"policy": False, "q1": True, "q1_target": True, "log_alpha": False},
+        {"policy": True, "q1": True, "q1_target": True, "log_alpha": True},
+        {"policy": False, "q1": True, "q1_target": True, "log_alpha": False},
+    ]
+    clone = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, policy_delay=2)
+    clone.load_state_dict(copy.deepcopy(agent.state_dict()))
+    for i in range(3, 6):
+        torch.manual_seed(i)
+        m1 = agent.update(fixed_batch(seed=i))
+        torch.manual_seed(i)
+        m2 = clone.update(fixed_batch(seed=i))
+        assert m1.keys() == m2.keys() and ("actor_loss" in m1) == (i % 2 == 1)
+        for k in m1:
+            assert torch.equal(m1[k], m2[k]), k
 
 
 def test_alpha_moves_towards_target_entropy():
@@ -118,12 +150,15 @@ def test_act_returns_bounded_numpy_action():
     assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
 
 
-def test_compiled_update_on_cpu_equals_the_eager_update():
-    """--compile on a CPU (torch.compile of the default update): the first update is eager (it creates the
-    optimizer state), the next ones compiled; the same noise, the same parameters to float rounding."""
+@pytest.mark.parametrize("policy_delay", [1, 2])
+def test_compiled_update_on_cpu_equals_the_eager_update(policy_delay):
+    """--compile on a CPU (torch.compile of the default update): the first update of each kind is eager (it
+    creates the optimizer state), the next ones compiled; the same noise, the same parameters to float
+    rounding. With a policy delay of 2, critic-only and full updates alternate: two compiled functions."""
     from torch._dynamo.utils import counters
 
-    eager, compiled = make_agent(), SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, compile=True)
+    eager = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, policy_delay=policy_delay)
+    compiled = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, compile=True, policy_delay=policy_delay)
     compiled.load_state_dict(copy.deepcopy(eager.state_dict()))
     counters.clear()
     for i in range(4):
@@ -150,19 +185,20 @@ def test_update_runs_on_cuda():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_graph_update_equals_the_eager_update():
+@pytest.mark.parametrize("policy_delay", [1, 2])
+def test_cuda_graph_update_equals_the_eager_update(policy_delay):
     """--compile on CUDA: warm-up updates, a captured one, then replays; each equals the eager update on the
     same batches and noise (what exact resume relies on: a resumed run warms up again), and each step's
-    metrics stay readable after later replays."""
+    metrics stay readable after later replays. With a policy delay of 2, one graph per kind of update."""
     results = []
     for compile in (False, True):
         torch.manual_seed(0)
-        agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, device="cuda", compile=compile)
+        agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, device="cuda", compile=compile, policy_delay=policy_delay)
         torch.manual_seed(1)
-        history = [agent.update(Batch(*(t.cuda() for t in fixed_batch(seed=i)))) for i in range(8)]
+        history = [agent.update(Batch(*(t.cuda() for t in fixed_batch(seed=i)))) for i in range(12)]
         results.append((agent, history))
     (eager, eager_history), (graphed, graphed_history) = results
-    assert graphed._graph is not None and graphed._graph.graph is not None, "no graph was captured"
+    assert graphed._graph is not None and len(graphed._graph.graphs) == min(policy_delay, 2), "no graph was captured"
     for step, (m1, m2) in enumerate(zip(eager_history, graphed_history, strict=True)):
         for k in m1:
             assert torch.equal(m1[k], m2[k]), f"update {step}: {k}"

@@ -128,6 +128,7 @@ def write_bad(folder: Path) -> str:
         (["--episodes", "5", "--total-steps", "100"], "give only one"),
         (["--env", "Pendulum-v1", "--her"], "--her needs a goal env"),
         (["--utd", "0"], "--utd must be a positive integer"),
+        (["--policy-delay", "0"], "--policy-delay must be a positive integer"),
         (["--her-relabel", "later"], "--her-relabel must be sample or store"),
     ],
 )

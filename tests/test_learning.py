@@ -10,7 +10,7 @@ PENDULUM = ["--env", "Pendulum-v1", "--total-steps", "6000", "--hidden", "64", "
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [("--updates-every", "8"), ("--utd", "2"), ("--compile",)], ids=lambda o: " ".join(o))
+@pytest.mark.parametrize("options", [("--updates-every", "8"), ("--utd", "2"), ("--compile",), ("--policy-delay", "2")], ids=lambda o: " ".join(o))
 def test_option_still_learns_pendulum(tmp_path, options):
     result = run_cli(*PENDULUM, *options, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

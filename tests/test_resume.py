@@ -73,7 +73,8 @@ def wait_for_checkpoint(folder: Path, min_episode: int, proc: subprocess.Popen, 
     raise AssertionError("no checkpoint appeared")
 
 
-SAMPLE_EFFICIENT = ("--her", "--utd", "2", "--updates-every", "4")
+# 100 updates per episode, the actor at every third: checkpoints fall at every phase of the policy delay.
+SAMPLE_EFFICIENT = ("--her", "--utd", "2", "--updates-every", "4", "--policy-delay", "3")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
     [
         pytest.param(signal.SIGTERM, (), id="sigterm"),
         pytest.param(signal.SIGKILL, (), id="sigkill"),
-        pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every"),
+        pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile"),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume.
