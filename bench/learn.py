@@ -6,7 +6,8 @@ checkpoints landing exactly on every budget (episodes have a fixed length); SB3'
 ``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
 gamma, initial entropy coefficient, learning_starts, update-to-data ratio and hindsight relabelling (SB3's
 ``HerReplayBuffer``, "future" strategy, the same number of goals, on a Dict view of the env; on for goal envs
-unless ``--set her=false``, as ours), saving its model at every budget. Each budget's deterministic policy
+unless ``--set her=false``, as ours), saving its model at every budget (SB3's SAC has no policy delay: it
+updates its actor at every gradient step whatever ``policy_delay`` says). Each budget's deterministic policy
 is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-v0, the same for both
 trainers) and a markdown table is printed, with the training wall time to reach each budget (process
 start-up and evaluation excluded) and the first budget where the mean success reaches 90%.
@@ -192,7 +193,7 @@ def main() -> int:
                        "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
-                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile")})
+                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile", "policy_delay")})
                 cmd = [sys.executable, __file__, "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
                        "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
             print("$", " ".join(cmd), flush=True)

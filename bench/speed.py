@@ -50,7 +50,7 @@ def run_ours(args: argparse.Namespace) -> dict:
             "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
             "gamma": args.gamma, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
             "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
-            "utd": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
+            "utd": 1, "policy_delay": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
         })
         result = train(config)
         rows = read_csv_rows(result.log_dir / "training.csv")

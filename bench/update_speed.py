@@ -7,12 +7,15 @@ default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_
 ``sac.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
 ``_foreach_lerp_``); "ours" is the default ``SAC.update`` (the same, with the gradients written out and the
 fused Adam kernel called directly); "ours --compile" is that update with ``compile=True``: through
-``torch.compile`` on a CPU, captured as one CUDA graph on CUDA.
+``torch.compile`` on a CPU, captured as one CUDA graph on CUDA; "ours --policy-delay N" (``--policy-delay``)
+is the default update with the actor and temperature stepped at every Nth update only (the mean cost of an
+update over the pattern).
 Obs 18, act 6 (Robot6Reach-v0 sizes), 256x256 and batch 256 unless --hidden/--batch-size say otherwise.
 
     python bench/update_speed.py
     python bench/update_speed.py --threads 1 --repeats 5
     python bench/update_speed.py --device cuda --hidden 256 256 --batch-size 256
+    python bench/update_speed.py --hidden 128 128 --batch-size 128 --policy-delay 2 3 --no-compile
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ def main() -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer sizes")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu or cuda (on CUDA, the compile=True variant is a CUDA graph)")
+    p.add_argument("--policy-delay", type=int, nargs="*", default=[], metavar="N",
+                   help="also time the default update with these policy delays (the actor at every Nth update)")
     args = p.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
@@ -141,6 +146,10 @@ def main() -> int:
     }
     if not args.no_compile:
         agents["ours --compile"] = SAC(18, 6, H, 1e-3, 0.95, 0.005, 0.1, device=dev, compile=True)
+    for n in args.policy_delay:
+        if n < 1:
+            p.error(f"--policy-delay must be positive integers, got {n}")
+        agents[f"ours --policy-delay {n}"] = SAC(18, 6, H, 1e-3, 0.95, 0.005, 0.1, device=dev, policy_delay=n)
     rates: dict[str, list[float]] = {k: [] for k in agents}
     for _ in range(args.repeats):
         for name, agent in agents.items():

@@ -254,7 +254,9 @@ def _is_newest_state(path: Path, state: dict[str, Any]) -> bool:
 
 def merge_resume_config(config: Config, given: set[str], saved: dict[str, Any], path: Path) -> Config:
     """The config a resumed run uses: the checkpoint's, overridden by the flags given now (reported)."""
-    old = Config.from_dict({"her_relabel": "store", **saved})  # checkpoints from before --her-relabel stored copies
+    # Settings a checkpoint from before them lacks take the behaviour of its time, not today's default:
+    # --her-relabel stored copies, every update trained the actor (--policy-delay 1).
+    old = Config.from_dict({"her_relabel": "store", "policy_delay": 1, **saved})
     values = {}
     for f in dataclasses.fields(Config):
         now, before = getattr(config, f.name), getattr(old, f.name)

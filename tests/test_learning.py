@@ -5,7 +5,7 @@ import pytest
 from conftest import run_cli
 from sac.logger import read_csv_rows
 
-PENDULUM = ["--env", "Pendulum-v1", "--total-steps", "6000", "--hidden", "64", "64", "--batch-size", "128", "--utd", "1",
+PENDULUM = ["--env", "Pendulum-v1", "--total-steps", "6000", "--hidden", "64", "64", "--batch-size", "128", "--utd", "1", "--policy-delay", "1",
             "--learning-starts", "1000"]
 
 

@@ -199,3 +199,19 @@ def test_checkpoint_from_before_her_relabel_resumes_storing_copies(tmp_path, cap
     assert "--her-relabel sample differs from the checkpoint's store: using sample" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="--her-relabel must be sample or store"):
         Config(her_relabel="later").validate()
+
+
+def test_checkpoint_from_before_policy_delay_resumes_updating_the_actor_every_time(tmp_path, capsys):
+    """A run saved before --policy-delay existed trained the actor at every update: it resumes so, not with
+    today's default of 3."""
+    from sac.config import Config
+    from sac.training import merge_resume_config
+
+    saved = {**Config().to_dict(), "utd": 2}
+    del saved["policy_delay"]
+    path = tmp_path / "latest.pth"
+    resumed = merge_resume_config(Config(), set(), saved, path)
+    assert (resumed.policy_delay, resumed.utd) == (1, 2)
+    assert "[RESUME]" not in capsys.readouterr().out
+    assert merge_resume_config(Config(policy_delay=3), {"policy_delay"}, saved, path).policy_delay == 3
+    assert "--policy-delay 3 differs from the checkpoint's 1: using 3" in capsys.readouterr().out
