@@ -1,7 +1,8 @@
 """The SAC agent: networks, targets, entropy temperature, optimizers and the update.
 
 ``SAC.update(batch)`` is one gradient step of Haarnoja et al. 2018 ("Soft Actor-Critic Algorithms and
-Applications", algorithm 1): critics, then actor, then temperature, then Polyak-averaged targets. It returns
+Applications", algorithm 1): critics, then Polyak-averaged targets (the paper updates them last; nothing
+in between reads them, so the result is the same), then actor and temperature. It returns
 detached metric tensors and logs nothing; converting them to floats (a host sync on GPU) is the caller's
 choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use the checkpoint's keys.
 
@@ -139,8 +140,7 @@ class SAC:
         Gradients written out (see the module docstring); when the agent was compiled, the same update
         through torch.compile (CPU) or replayed as a CUDA graph (CUDA).
         """
-        self.critic_updates += 1
-        actor = self.critic_updates % self.policy_delay == 0
+        actor = self._count_update()
         if self._graph is not None:
             return self._graph(batch, actor)
         with torch.no_grad():
@@ -149,6 +149,12 @@ class SAC:
             if self._compiled_update is not None and (self.alpha_opt.state or not actor and self.q_opt.state):
                 return self._compiled_update(batch, actor)
             return self._update_closed_form(batch, actor)
+
+    def _count_update(self) -> bool:
+        """Count one more update; whether it also steps the actor and the temperature (every
+        ``policy_delay``-th one)."""
+        self.critic_updates += 1
+        return self.critic_updates % self.policy_delay == 0
 
     def _update_closed_form(self, batch: Batch, actor: bool = True) -> dict[str, torch.Tensor]:
         B, obs_dim = batch.obs.shape
@@ -171,9 +177,12 @@ class SAC:
         for p, g in zip(self._critic_params, grads, strict=True):
             p.grad = g
         self._adam_step([self.q_opt])
+        # Polyak-averaged targets, from the critics just stepped (the actor's part below reads only the
+        # online critics).
+        torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+        metrics = {"critic_loss": critic_loss, "alpha": alpha, "q": q.mean()}
         if not actor:
-            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
-            return {"critic_loss": critic_loss, "alpha": alpha, "q": q.mean()}
+            return metrics
 
         # Actor (eq. 7, reparameterised) through the updated critics; the gradient of the min goes to the
         # smaller critic (the first on a tie, as autograd's min). No gradient for the critics' weights.
@@ -192,21 +201,11 @@ class SAC:
         self.log_alpha.grad = -logp_plus_target.mean()
         alpha_loss = self.log_alpha.detach() * self.log_alpha.grad
         self._adam_step([self.policy_opt, self.alpha_opt])
-
-        torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
-        return {
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "alpha_loss": alpha_loss,
-            "alpha": alpha,
-            "entropy": -logp.mean(),
-            "q": q.mean(),
-        }
+        return {**metrics, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "entropy": -logp.mean()}
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``update`` written with autograd and ``optimizer.step()``: the reference the tests hold it to."""
-        self.critic_updates += 1
-        actor = self.critic_updates % self.policy_delay == 0
+        actor = self._count_update()
         alpha = self.log_alpha.detach().exp()
 
         # Critics: soft Bellman target from the target critics (eq. 3 and 5 of the paper).
@@ -220,10 +219,11 @@ class SAC:
         self.q_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.q_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+        metrics = {"critic_loss": critic_loss.detach(), "alpha": alpha, "q": q.detach().mean()}
         if not actor:
-            with torch.no_grad():
-                torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
-            return {"critic_loss": critic_loss.detach(), "alpha": alpha, "q": q.detach().mean()}
+            return metrics
 
         # Actor (eq. 7 with the reparameterisation trick). The critics are frozen so that no gradient is
         # computed for their weights.
@@ -244,18 +244,7 @@ class SAC:
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
-
-        return {
-            "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "alpha_loss": alpha_loss.detach(),
-            "alpha": alpha,
-            "entropy": -logp.mean(),
-            "q": q.detach().mean(),
-        }
+        return {**metrics, "actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(), "entropy": -logp.mean()}
 
     def state_dict(self) -> dict[str, object]:
         """The agent's part of a checkpoint: ``checkpoint.AGENT_KEYS`` (q1/q2 as plain ``mlp`` state_dicts)."""
@@ -283,8 +272,8 @@ class SAC:
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        q_state = self.q_opt.state_dict()["state"]
-        self.critic_updates = int(q_state[0]["step"]) if q_state else 0
+        q_state = self.q_opt.state.get(self._critic_params[0])
+        self.critic_updates = int(q_state["step"]) if q_state else 0
         if self._graph is not None:
             self._graph.reset()  # the optimizers' state tensors were replaced: the graph must be captured again
 
