@@ -7,6 +7,7 @@
 #
 #   OUT=/tmp/gpu bash bench/gpu_check.sh                      # every step
 #   OUT=/tmp/gpu bash bench/gpu_check.sh tests_graph update_cuda  # the steps named
+#   OUT=/tmp/gpu bash bench/gpu_check.sh env tests speed_cuda_defaults_compile update_cuda_pd speed_cuda_defaults learn_cuda
 #
 # Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists;
 # git-ignored). The lent H200s of this workplace have Python 3.12 and torch but no gymnasium, SB3 or
@@ -43,7 +44,7 @@ step() {  # step NAME SECONDS COMMAND...
 }
 
 step env 60 sh -c "nvidia-smi -L; nproc; $PY -c 'import sys, torch, gymnasium, pybullet; print(sys.version); print(torch.__version__, torch.cuda.get_device_name())'"
-step tests 200 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "cuda"
+step tests 200 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "cuda or graph"
 step tests_graph 90 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "graph"
 SIZES="--hidden 128 128 --batch-size 128 --steps 2000 --extra her=false"
 step speed_cuda 130 $PY bench/speed.py --device cuda $SIZES --repeats 2
@@ -53,4 +54,10 @@ step speed_cuda_ue8 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --onl
 step speed_cpu 60 $PY bench/speed.py --device cpu --threads 2 $SIZES --repeats 1
 step speed_cuda_ours 40 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours
 step speed_cuda_compile 80 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra compile=true
+# The defaults since the fifth session (--utd 3 --policy-delay 3): one CUDA graph per kind of update.
+DEFAULTS="--extra utd=3 --extra policy_delay=3"
+step speed_cuda_defaults_compile 60 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS --extra compile=true
+step update_cuda_pd 90 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500 --policy-delay 3
+step speed_cuda_defaults 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS
+step learn_cuda 90 $PY bench/learn.py --trainer ours --steps 3000 4000 5000 6000 --seeds 0 1 2 3 --jobs 4 --set device=cuda compile=true
 echo "=== done after $SECONDS s"
