@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = flag_of(f.name)
         if f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
-        elif f.type == "bool | None":  # None: decided by the env
+        elif f.type == "bool | None":  # None: decided by the env (--her) or the device (--compile)
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif f.name == "hidden":
             parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=f"{help_text} (default: {' '.join(map(str, default))})")

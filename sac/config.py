@@ -47,7 +47,7 @@ class Config:
     her_k: int = _opt(4, "with --her: relabelled goals per original transition, drawn from the same episode's future")
     her_relabel: str = _opt("sample", "with --her: when goals are relabelled: sample (a fresh goal each time a transition is sampled, as Stable-Baselines3's HerReplayBuffer; the default, more sample-efficient) or store (her-k relabelled copies stored at each episode end)", metavar="{sample,store}")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
-    compile: bool = _opt(False, "a faster update: on a CPU through torch.compile (1.3x the steps/s at the default sizes, after ~10 s of compiling; the same update to float rounding, needs a C++ compiler); on CUDA captured once as a CUDA graph and replayed (the same results; 2.3x the steps/s on an H200)")
+    compile: bool | None = _opt(None, "a faster update; by default on CUDA only, where the update is captured once as a CUDA graph and replayed (the same results bit for bit; 3x the steps/s at the defaults on an H200); --compile on a CPU puts it through torch.compile (1.3x the steps/s after ~10 s of compiling; the same update to float rounding; needs a C++ compiler); --no-compile: the plain update everywhere")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim (0.1 suits rewards of a few tenths per step)")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")

@@ -404,9 +404,12 @@ class Trainer:
                 f"--her needs a goal env (Robot6Reach-v0, or a Dict observation with observation/achieved_goal/"
                 f"desired_goal and compute_reward); {config.env_id} is not one"
             )
+        # --compile unset: on CUDA the update replays as one CUDA graph (bit for bit the plain update, ~3x faster
+        # there); on a CPU torch.compile only when asked (it compiles for ~10 s and rounds differently).
+        compile = config.compile if config.compile is not None else device.type == "cuda"
         self.agent = SAC(
             obs_dim, act_dim, config.hidden, config.lr, config.gamma, config.tau, config.init_alpha, device,
-            compile=config.compile, policy_delay=config.policy_delay,
+            compile=compile, policy_delay=config.policy_delay,
         )
         self.replay = ReplayBuffer(
             config.buffer_size, obs_dim, act_dim, seed=config.seed, device=device, on_device=config.replay_on_device
@@ -502,6 +505,18 @@ class Trainer:
         self.reset_seed = None
         return state.get("logger")
 
+    def _device_line(self) -> str:
+        """Where the networks train and which update runs, as the one line printed at the start."""
+        if self.device.type == "cuda":
+            where = f"cuda ({torch.cuda.get_device_name(self.device)})"
+            how = ("the update replays as one CUDA graph (--no-compile: the plain update)" if self.agent._graph is not None
+                   else "the plain update (one CUDA graph is the default; --no-compile was given)")
+        else:
+            where = f"cpu ({torch.get_num_threads()} threads)"
+            how = ("the update through torch.compile" if self.agent._compiled_update is not None
+                   else "the plain update (--compile: torch.compile, ~10 s to compile)")
+        return f"{where}: {how}"
+
     def _finished(self) -> bool:
         if self.config.total_steps is not None:
             return self.global_step >= self.config.total_steps
@@ -510,6 +525,7 @@ class Trainer:
     def run(self) -> TrainResult:
         config = self.config
         by_steps = config.total_steps is not None
+        print(f"[DEVICE] {self._device_line()}", flush=True)
         bar = tqdm(
             total=config.total_steps if by_steps else config.episodes,
             initial=self.global_step if by_steps else self.episode,

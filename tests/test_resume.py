@@ -104,11 +104,12 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile"),
-        # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume.
-        pytest.param(signal.SIGKILL, ("--device", "cuda"), id="sigkill-cuda", marks=ON_CUDA),
+        # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as
+        # one CUDA graph per kind (the default on CUDA), captured again after the resume, and the plain one.
+        pytest.param(signal.SIGKILL, ("--device", "cuda", "--no-compile"), id="sigkill-cuda-plain", marks=ON_CUDA),
         pytest.param(signal.SIGKILL, ("--device", "cuda", "--replay-on-device", *SAMPLE_EFFICIENT),
                      id="sigkill-cuda-replay-on-device-her-utd", marks=ON_CUDA),
-        pytest.param(signal.SIGKILL, ("--device", "cuda", "--compile"), id="sigkill-cuda-graph", marks=ON_CUDA),
+        pytest.param(signal.SIGKILL, ("--device", "cuda"), id="sigkill-cuda-graph", marks=ON_CUDA),
     ],
 )
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path, sig, options):
@@ -125,6 +126,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
     assert 3 <= stopped_at < EPISODES, "the signal came too late to test anything"
     result = run_cli("--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    # The update the user was told about, the same after the resume (the choice persists in the checkpoint).
+    graph = "--device" in options and "--no-compile" not in options
+    for printed in (out, result.stdout):
+        assert ("replays as one CUDA graph" in printed) == graph, printed[:300]
     assert f"episode {stopped_at}," in result.stdout
     reference = straight(options)
     assert_same_state(latest(reference), latest(tmp_path))
