@@ -148,9 +148,9 @@ def main() -> int:
             results[side].append(r)
             print(f"repeat {i}: {side:4s} {r['sps']:7.1f} steps/s, peak RSS {r['rss_mb']:.0f} MB", flush=True)
 
-    extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "defaults"
+    extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "utd=1 policy_delay=1, the defaults otherwise"
     print(f"\n{args.env}, {args.steps} learning steps after {args.learning_starts} random ones, {'x'.join(map(str, args.hidden))}, batch {args.batch_size}, "
-          f"1 update per step, {args.threads} torch threads, device {args.device}; ours: {extra_text}; medians of {args.repeats}")
+          f"1 update per step{' (ours: see below)' if 'utd' in extra else ''}, {args.threads} torch threads, device {args.device}; ours: {extra_text}; medians of {args.repeats}")
     print("| trainer | env steps/s | peak RSS (MB) |")
     print("| --- | --- | --- |")
     for side in sides:
