@@ -334,7 +334,7 @@ def flush_denormals() -> bool:
     Adam's moments of weights whose gradient stays zero (ReLU units that never fire) decay geometrically into
     the denormal range within a few thousand updates, and arithmetic on denormals is tens of times slower on
     x86: in a default run of Robot6Reach-v0 the fused Adam kernel took 280 us per call instead of 30. Flushed,
-    the same run is 12-24% faster, and its network weights come out bit for bit the same (only those
+    the same run takes 12-15% less time, and its network weights come out bit for bit the same (only those
     moments differ, 0 instead of ~1e-40: an Adam step of lr * 1e-40 / 1e-8 changes no float32 weight).
     """
     return torch.set_flush_denormal(True)
@@ -524,7 +524,7 @@ class Trainer:
         if self.device.type == "cuda":
             where = f"cuda ({torch.cuda.get_device_name(self.device)})"
             how = ("the update replays as one CUDA graph (--no-compile: the plain update)" if self.agent._graph is not None
-                   else "the plain update (one CUDA graph is the default; --no-compile was given)")
+                   else "the plain update (compile off in this run's settings; --compile for one CUDA graph)")
         else:
             where = f"cpu ({torch.get_num_threads()} threads)"
             how = ("the update through torch.compile" if self.agent._compiled_update is not None
