@@ -59,9 +59,12 @@ class Actor(nn.Module):
         (Haarnoja et al. 2018, appendix C): log pi(a|s) = log N(u; mu, std) - sum log(1 - tanh(u)^2), with
         log(1 - tanh(u)^2) written as 2 (log 2 - u - softplus(-2u)), which stays finite for large |u|.
         """
-        h = self.trunk(obs)
-        mu = self.mu(h)
-        log_std = self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        # self.trunk(obs), self.mu(h), self.log_std(h) without the Module calls (a third of an action's cost).
+        h = obs
+        for lin in self._linears:
+            h = F.relu(F.linear(h, lin.weight, lin.bias))
+        mu = F.linear(h, self.mu.weight, self.mu.bias)
+        log_std = F.linear(h, self.log_std.weight, self.log_std.bias).clamp(LOG_STD_MIN, LOG_STD_MAX)
         if deterministic:
             u, eps = mu, torch.zeros_like(mu)
         else:

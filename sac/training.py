@@ -526,7 +526,8 @@ class Trainer:
             how = ("the update replays as one CUDA graph (--no-compile: the plain update)" if self.agent._graph is not None
                    else "the plain update (compile off in this run's settings; --compile for one CUDA graph)")
         else:
-            where = f"cpu ({torch.get_num_threads()} threads)"
+            threads = torch.get_num_threads()
+            where = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
             how = ("the update through torch.compile" if self.agent._compiled_update is not None
                    else "the plain update (--compile: torch.compile, ~10 s to compile)")
         return f"{where}: {how}"
@@ -584,8 +585,9 @@ class Trainer:
         obs, _ = env.reset(seed=self.reset_seed)
         self.reset_seed = None
         ep_reward, ep_len, pending = 0.0, 0, 0
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}  # per metric: with --policy-delay, the actor's come from fewer updates
+        # Per metric, its value at each update (with --policy-delay the actor's come from fewer updates);
+        # averaged once at the episode's end: an add per metric and update costs more than the list.
+        values: dict[str, list[torch.Tensor]] = {}
         info: dict[str, Any] = {}
         ep_start = replay.count
         t0 = time.perf_counter()
@@ -614,11 +616,10 @@ class Trainer:
             # Updates run after every step, or with --updates-every K after K steps; always by the episode's
             # end, so that a checkpoint never owes updates (exact resume).
             if pending and (done or pending >= config.utd * config.updates_every):
-                for _ in range(pending):
-                    metrics = agent.update(replay.sample(config.batch_size))
-                    for k, v in metrics.items():
-                        sums[k] = sums[k] + v if k in sums else v
-                        counts[k] = counts.get(k, 0) + 1
+                # One draw for all of them: no transition is added between these updates.
+                for batch in replay.sample_many(config.batch_size, pending):
+                    for k, v in agent.update(batch).items():
+                        values.setdefault(k, []).append(v)
                 pending = 0
         self.episode += 1
         self.last_ep_len = ep_len
@@ -629,7 +630,7 @@ class Trainer:
             "episode/length": ep_len,
             "time/sps": sps,
             **({"episode/success": float(success)} if success is not None else {}),
-            **{f"train/{k}": (v / counts[k]).item() for k, v in sums.items()},
+            **{f"train/{k}": torch.stack(v).mean().item() for k, v in values.items()},
         }
         row = {
             "episode": self.episode - 1,

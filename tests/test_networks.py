@@ -43,8 +43,14 @@ def test_deterministic_action_is_tanh_mu_and_actions_are_bounded():
     obs = torch.randn(100, 4) * 10
     a, logp = actor(obs, deterministic=True, with_logprob=False)
     assert logp is None
-    torch.testing.assert_close(a, torch.tanh(actor.mu(actor.trunk(obs))))
+    # Exactly the modules' result (forward skips the Module calls; export.py and state_dicts use the modules).
+    assert torch.equal(a, torch.tanh(actor.mu(actor.trunk(obs))))
+    torch.manual_seed(0)
     sampled, _ = actor(obs)
+    torch.manual_seed(0)
+    h = actor.trunk(obs)
+    u = actor.mu(h) + actor.log_std(h).clamp(-20, 2).exp() * torch.randn(100, 2)
+    assert torch.equal(sampled, torch.tanh(u))
     assert sampled.abs().max() <= 1
 
 

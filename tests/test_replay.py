@@ -28,6 +28,18 @@ def test_ring_overwrites_oldest_and_samples_typed_batches():
     assert set(batch.terminated.tolist()) <= {0.0, 1.0}
 
 
+def test_sample_many_is_one_draw_cut_into_batches():
+    one, many = ReplayBuffer(100, 3, 2, seed=3), ReplayBuffer(100, 3, 2, seed=3)
+    fill(one, 40)
+    fill(many, 40)
+    big = one.sample(3 * 16)
+    batches = many.sample_many(16, 3)
+    assert len(batches) == 3 and all(b.obs.shape == (16, 3) and b.rew.shape == (16,) for b in batches)
+    for field, whole in zip(FIELDS, big, strict=True):
+        assert torch.equal(torch.cat([getattr(b, field) for b in batches]), whole)
+    assert one.rng.bit_generator.state == many.rng.bit_generator.state  # the same draws, no more
+
+
 @pytest.mark.parametrize("capacity", [1000, 64])  # without and with wrap-around
 def test_store_rebuilds_the_ring_byte_identical(tmp_path, capacity):
     buf = ReplayBuffer(capacity, 3, 2, seed=0)
