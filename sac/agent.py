@@ -101,9 +101,6 @@ class SAC:
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # Online and target critics in one tensor per layer: the update evaluates all four in one batched
-        # matmul per layer (the target's on the next observations, the online ones' on the batch).
-        self._joint_layers = self.critic.stack_storage(self.critic_target)
         self.log_alpha = torch.tensor(math.log(init_alpha), device=self.device, requires_grad=True)
         # Lists, never generators: a generator is consumed once and later loops over it do nothing.
         self._actor_params = list(self.actor.parameters())
@@ -170,12 +167,10 @@ class SAC:
         action_all, logp_all, trace = self.actor.sample_traced(obs_all, eps)
 
         # Critics: soft Bellman target (eq. 3 and 5 of the paper); only true terminations stop the bootstrap.
-        # The online critics on (obs, act) and the targets on (next_obs, next action) in one pass.
-        x, x_next = torch.cat([batch.obs, batch.act], -1), torch.cat([batch.next_obs, action_all[:B]], -1)
-        q_all, inputs = self.critic.forward_traced(torch.stack([x, x, x_next, x_next]), self._joint_layers)
-        q, next_q, inputs = q_all[:2], q_all[2:], [t[:2] for t in inputs]
+        next_q, _ = self.critic_target.forward_traced(torch.cat([batch.next_obs, action_all[:B]], -1))
         next_q = torch.minimum(next_q[0], next_q[1]).squeeze(-1)
         target = batch.rew + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * logp_all[:B])
+        q, inputs = self.critic.forward_traced(torch.cat([batch.obs, batch.act], -1))
         error = q.squeeze(-1) - target  # (2, B)
         critic_loss = error.pow(2).mean(dim=1).sum()
         grads, _ = self.critic.backward(inputs, (error * (2.0 / B)).unsqueeze(-1))

@@ -166,21 +166,16 @@ class TwinCritic(nn.Module):
                 x = F.relu(x)
         return x.squeeze(-1)
 
-    def forward_traced(
-        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_traced(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x = cat(obs, act): (B, in) -> Q values (n, B, 1) and each layer's input, for ``backward``.
 
         The same values as ``forward``; bias added after the matmul (a broadcast bias in ``baddbmm`` is copied
-        first, which is slower on a CPU). ``layers``: other stacked (weight, bias) pairs to evaluate instead,
-        e.g. ``stack_storage``'s (m critics: x is then (m, B, in), one input per critic). Use under no_grad.
+        first, which is slower on a CPU). Use under no_grad.
         """
-        layers = self._layers if layers is None else layers
-        if x.dim() == 2:
-            x = x.expand(self.n, -1, -1)
+        x = x.expand(self.n, -1, -1)
         inputs = [x]
-        last = len(layers) - 1
-        for i, (w, b) in enumerate(layers):
+        last = len(self._layers) - 1
+        for i, (w, b) in enumerate(self._layers):
             x = torch.bmm(x, w).add_(b)
             if i < last:
                 x = x.relu_()
@@ -211,30 +206,6 @@ class TwinCritic(nn.Module):
         if input_from is not None:
             d_input = torch.bmm(d, ws[0][:, input_from:].transpose(1, 2)).sum(0)
         return g_w[::-1] + g_b[::-1], d_input
-
-    def stack_storage(self, other: TwinCritic) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Move this module's and ``other``'s parameters (same sizes) into one tensor per layer, stacked as
-        (self's n critics, other's n critics), and return those (weight, bias) pairs.
-
-        Both modules keep their own parameters, now views of the stacked tensors: optimizers, the Polyak
-        update and ``load_plain_state_dicts`` work on them as before, and ``forward_traced(x, layers)``
-        with the returned pairs evaluates all 2n critics (online and target) in one batched matmul per layer.
-        Call it after the modules are on their device (``Module.to`` would give them separate storage again).
-        """
-        if other.sizes != self.sizes or other.n != self.n:
-            raise ValueError(f"critics of sizes {self.sizes} x{self.n} and {other.sizes} x{other.n} cannot share storage")
-        joint = []
-        for i in range(len(self.sizes) - 1):
-            pair = []
-            for mine, theirs in ((self.weights, other.weights), (self.biases, other.biases)):
-                stacked = torch.cat([mine[i].detach(), theirs[i].detach()])
-                mine[i] = nn.Parameter(stacked[: self.n], requires_grad=mine[i].requires_grad)
-                theirs[i] = nn.Parameter(stacked[self.n :], requires_grad=theirs[i].requires_grad)
-                pair.append(stacked)
-            joint.append((pair[0], pair[1]))
-        for module in (self, other):
-            module._layers = list(zip(module.weights, module.biases, strict=True))
-        return joint
 
     def plain_state_dicts(self) -> list[dict[str, torch.Tensor]]:
         """One state_dict per critic, in the key layout of ``mlp(self.sizes)`` (copies, detached)."""

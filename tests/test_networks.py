@@ -76,35 +76,3 @@ def test_loading_mismatched_critic_is_refused():
     del sds[0]["0.bias"]
     with pytest.raises(ValueError, match="keys"):
         TwinCritic(5, 2, [16]).load_plain_state_dicts(sds)
-
-
-def test_stacked_storage_evaluates_online_and_target_critics_in_one_pass():
-    torch.manual_seed(0)
-    online = TwinCritic(5, 2, [16, 16])
-    target = TwinCritic(5, 2, [16, 16]).requires_grad_(False)
-    x, x_next = torch.randn(7, 7), torch.randn(7, 7)
-    with torch.no_grad():
-        q_before, q_next_before = online.forward_traced(x)[0], target.forward_traced(x_next)[0]
-        joint = online.stack_storage(target)
-        q_all, inputs = online.forward_traced(torch.stack([x, x, x_next, x_next]), joint)
-    # The same critics (values unchanged by the move), all four in one pass; one input per critic and layer.
-    torch.testing.assert_close(q_all[:2], q_before, rtol=0, atol=1e-6)
-    torch.testing.assert_close(q_all[2:], q_next_before, rtol=0, atol=1e-6)
-    assert [t.shape[0] for t in inputs] == [4, 4, 4]
-    assert all(p.requires_grad for p in online.parameters()) and not any(p.requires_grad for p in target.parameters())
-    # The modules' parameters are views of the stacked tensors: an optimizer step, a Polyak update and a
-    # checkpoint load (in place) all reach the joint pass.
-    opt = torch.optim.Adam(online.parameters(), lr=0.1, fused=True)
-    for p in online.parameters():
-        p.grad = torch.ones_like(p)
-    opt.step()
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 0.5)
-    fresh = TwinCritic(5, 2, [16, 16])
-    target.load_plain_state_dicts(fresh.plain_state_dicts())
-    with torch.no_grad():
-        q_all = online.forward_traced(torch.stack([x, x, x_next, x_next]), joint)[0]
-        torch.testing.assert_close(q_all[:2], online.forward_traced(x)[0], rtol=0, atol=1e-6)
-        torch.testing.assert_close(q_all[2:], fresh.forward_traced(x_next)[0], rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="cannot share storage"):
-        online.stack_storage(TwinCritic(5, 2, [8, 8]))
