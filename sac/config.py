@@ -34,7 +34,7 @@ class Config:
     seed: int = _opt(0, "random seed for networks, replay sampling, the environment and warm-up actions")
     device: str = _opt("auto", "where networks train: auto (CUDA when available, else CPU), cpu or cuda")
     lr: float = _opt(1e-3, "Adam learning rate of the policy, the critics and the entropy temperature")
-    gamma: float = _opt(0.9, "discount factor; 0.9 (a 10-step horizon) learns the 50-step reaching episodes of Robot6Reach-v0 soonest; tasks with a long horizon (locomotion) want 0.99")
+    gamma: float = _opt(0.9, "discount factor; 0.9 (a 10-step horizon) learns the 50-step reaching episodes of Robot6Reach-v0 soonest; tasks with a longer horizon (a swing-up, locomotion) usually want 0.95-0.99")
     tau: float = _opt(0.005, "Polyak averaging rate of the target critics")
     batch_size: int = _opt(128, "transitions per gradient update")
     buffer_size: int = _opt(1_000_000, "replay buffer capacity in transitions")
