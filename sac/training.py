@@ -617,8 +617,8 @@ class Trainer:
             # end, so that a checkpoint never owes updates (exact resume).
             if pending and (done or pending >= config.utd * config.updates_every):
                 # One draw for all of them: no transition is added between these updates.
-                for batch in replay.sample_many(config.batch_size, pending):
-                    for k, v in agent.update(batch).items():
+                for metrics in agent.update_many(replay.sample_many(config.batch_size, pending)):
+                    for k, v in metrics.items():
                         values.setdefault(k, []).append(v)
                 pending = 0
         self.episode += 1
