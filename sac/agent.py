@@ -11,7 +11,9 @@ Two implementations of the same step: ``update_autograd`` is the textbook one (l
 ``backward`` methods) and calls the fused Adam kernel directly, about 1.4x faster on a 2-core CPU. Both give
 the same parameters to float rounding (tests/test_agent.py). ``policy_delay=N`` steps the actor and the
 temperature at every Nth update only (TD3's delayed policy update): the other updates train the critics
-alone, at about 0.55 of the cost. ``compile=True`` speeds up the default update:
+alone, at about 0.55 of the cost; ``update_many`` runs several updates with one actor pass for each run of
+critic-only updates and the full update that ends it (the same results as one by one, bit for bit).
+``compile=True`` speeds up the default update:
 on a CPU through torch.compile (the same update to float rounding, ~20% faster after ~10 s of compiling),
 on CUDA captured once as a CUDA graph and replayed (``CudaGraphUpdate``: the same results bit for bit, 4.4x
 the updates/s on an H200).
