@@ -4,7 +4,7 @@
 Each measurement is a fresh subprocess with the same torch thread count that trains for
 ``--learning-starts`` random steps and then ``--steps`` steps with one gradient update per env step
 (256x256 networks and batch 256 by default, the issue's reference sizes, ``--hidden``/``--batch-size`` for
-others; the same buffer size, learning rate, gamma and initial entropy coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
+others; the same buffer size, learning rate, gamma, tau and initial entropy coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
 included for ours (our real training loop, a checkpoint every episode). Repeats alternate ours/SB3 so that
 machine noise hits both; the table gives medians and the median of the per-pair ratios.
 
@@ -48,7 +48,7 @@ def run_ours(args: argparse.Namespace) -> dict:
         extra = json.loads(args.extra_json) if args.extra_json else {}
         config = Config(**{
             "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
-            "gamma": args.gamma, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
+            "gamma": args.gamma, "tau": args.tau, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
             "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
             "utd": 1, "policy_delay": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
         })
@@ -83,7 +83,7 @@ def run_sb3(args: argparse.Namespace) -> dict:
     episode_length = env.spec.max_episode_steps or 1
     model = SAC(
         "MlpPolicy", env, learning_rate=args.lr, buffer_size=args.buffer_size, learning_starts=args.learning_starts,
-        batch_size=args.batch_size, gamma=args.gamma, ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1,
+        batch_size=args.batch_size, gamma=args.gamma, tau=args.tau, ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1,
         policy_kwargs={"net_arch": args.hidden}, seed=args.seed, device=args.device, verbose=0,
     )
     clock = Clock()
@@ -112,6 +112,7 @@ def main() -> int:
     p.add_argument("--buffer-size", type=int, default=1_000_000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--gamma", type=float, default=0.95)
+    p.add_argument("--tau", type=float, default=0.005, help="target-critic Polyak rate of both (default: SB3's)")
     p.add_argument("--init-alpha", type=float, default=0.1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -134,7 +135,7 @@ def main() -> int:
     base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
             "--threads", str(args.threads), "--hidden", *map(str, args.hidden), "--batch-size", str(args.batch_size),
             "--buffer-size", str(args.buffer_size),
-            "--lr", str(args.lr), "--gamma", str(args.gamma), "--init-alpha", str(args.init_alpha), "--device", args.device,
+            "--lr", str(args.lr), "--gamma", str(args.gamma), "--tau", str(args.tau), "--init-alpha", str(args.init_alpha), "--device", args.device,
             "--seed", str(args.seed), "--extra-json", json.dumps(extra)]
     env = child_env(OMP_NUM_THREADS=str(args.threads))
     for i in range(args.repeats):
