@@ -105,7 +105,7 @@ def test_update_many_is_the_same_as_updating_one_by_one(policy_delay, sizes):
         m_one = [one.update(b) for b in batches]
         rng_one = torch.get_rng_state()
         torch.manual_seed(seed)
-        m_many = many.update_many(batches)
+        m_many = [SAC.reduce_metrics([r]) for r in many.update_many(batches)]
         assert torch.equal(torch.get_rng_state(), rng_one)  # the same draws: the run after them is unchanged
         assert [m.keys() for m in m_many] == [m.keys() for m in m_one]
         for a, b in zip(m_one, m_many, strict=True):
@@ -121,6 +121,22 @@ def test_update_many_is_the_same_as_updating_one_by_one(policy_delay, sizes):
             for name in ("step", "exp_avg", "exp_avg_sq"):
                 assert torch.equal(s_many[key]["state"][idx][name], st[name]), f"{key}.{idx}.{name}"
     assert torch.equal(one.log_alpha, many.log_alpha)
+
+
+def test_reduce_metrics_averages_each_metric_over_the_updates_that_have_it():
+    """The episode's logged metrics: reduce_metrics of many raw records is the mean of the per-update metrics,
+    the actor's over the updates that stepped the actor only (two of six with --policy-delay 3)."""
+    torch.manual_seed(0)
+    agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 0.5, policy_delay=3)
+    records = agent.update_many([fixed_batch(seed=i) for i in range(6)])
+    per_update = [SAC.reduce_metrics([r]) for r in records]
+    total = SAC.reduce_metrics(records)
+    assert set(total) == {"critic_loss", "alpha", "q", "actor_loss", "alpha_loss", "entropy"}
+    for k, v in total.items():
+        values = [m[k] for m in per_update if k in m]
+        assert len(values) == (2 if k in ("actor_loss", "alpha_loss", "entropy") else 6), k
+        torch.testing.assert_close(v, torch.stack(values).mean(), msg=k)
+    assert SAC.reduce_metrics([]) == {}
 
 
 def test_policy_delay_steps_the_actor_and_alpha_at_every_nth_update_only():

@@ -1,6 +1,7 @@
 """Train_Robot6.py as a user runs it: real subprocesses, real files, real TensorBoard event files."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -45,6 +46,19 @@ def test_first_run_writes_the_documented_files(trained):
     assert (state["episode"], state["global_step"]) == (4, 200)
     assert set(ckpt.REQUIRED_KEYS) <= set(state)
     assert json.loads((trained / "checkpoints" / ckpt.POINTER_FILE).read_text())["episode"] == 4
+
+
+def test_training_metrics_reach_tensorboard_once_learning_starts(trained):
+    """Each episode with updates logs the means of its updates' metrics (train/*), the actor's included."""
+    (run_dir,) = runs(trained / "runs")
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+    acc.Reload()
+    for tag in ("critic_loss", "q", "alpha", "actor_loss", "alpha_loss", "entropy"):
+        events = acc.Scalars(f"train/{tag}")
+        # 50-step episodes, learning from step 60: the episodes ending at steps 100, 150 and 200 updated.
+        assert [e.step for e in events] == [100, 150, 200], tag
+        assert all(math.isfinite(e.value) for e in events), tag
+    assert all(e.value > 0 for e in acc.Scalars("train/alpha") + acc.Scalars("train/critic_loss"))
 
 
 def test_resume_continues_in_the_same_run_dir(trained):
