@@ -191,7 +191,7 @@ class SAC:
         the same results bit for bit (tests/test_agent.py), a few percent less time per env step at the
         default ``--utd 3 --policy-delay 3``. The batches must have one size. Compiled agents update one by one.
         """
-        if self._graph is not None or self._compiled_update is not None or self.policy_delay == 1:
+        if self._graph is not None or self._compiled_update is not None:
             return [self._update_raw(b) for b in batches]
         out: list[dict[str, torch.Tensor]] = []
         start = 0
@@ -202,17 +202,27 @@ class SAC:
                     kinds.append(self._count_update())
                 run = batches[start : start + len(kinds)]
                 start += len(kinds)
-                B = run[0].obs.shape[0]
-                rows = [b.next_obs for b in run] + ([run[-1].obs] if kinds[-1] else [])
-                obs_all = torch.cat(rows) if len(rows) > 1 else rows[0]
-                eps = torch.randn(obs_all.shape[0], self.actor.mu.out_features, device=obs_all.device)
-                action_all, logp_all, trace = self.actor.sample_traced(obs_all, eps)
-                for i, (batch, actor) in enumerate(zip(run, kinds, strict=True)):
-                    policy = (action_all[i * B : (i + 1) * B], logp_all[i * B : (i + 1) * B])
-                    if actor:
-                        policy += (action_all[(i + 1) * B :], logp_all[(i + 1) * B :], trace.rows((i + 1) * B))
+                policies = self._policy_samples(run, kinds[-1])
+                for batch, actor, policy in zip(run, kinds, policies, strict=True):
                     out.append(self._update_closed_form(batch, actor, policy))
         return out
+
+    def _policy_samples(self, batches: list[Batch], actor: bool) -> list[tuple]:
+        """The actor's samples for a run of updates whose only actor step, if any (``actor``), is the last:
+        one actor pass over every batch's next_obs (and the last one's obs). Per batch: its next action and
+        log-probability; for the last with ``actor`` also the action, log-probability and trace on its obs.
+        The noise is one draw, next observations first: for one update, the order update_autograd draws it.
+        """
+        B = batches[0].obs.shape[0]
+        rows = [b.next_obs for b in batches] + ([batches[-1].obs] if actor else [])
+        obs_all = torch.cat(rows) if len(rows) > 1 else rows[0]
+        eps = torch.randn(obs_all.shape[0], self.actor.mu.out_features, device=obs_all.device)
+        action_all, logp_all, trace = self.actor.sample_traced(obs_all, eps)
+        policies = [(action_all[i * B : (i + 1) * B], logp_all[i * B : (i + 1) * B]) for i in range(len(batches))]
+        if actor:
+            n = len(batches) * B
+            policies[-1] += (action_all[n:], logp_all[n:], trace.rows(n))
+        return policies
 
     def _count_update(self) -> bool:
         """Count one more update; whether it also steps the actor and the temperature (every
@@ -226,15 +236,9 @@ class SAC:
         B, obs_dim = batch.obs.shape
         alpha = self.log_alpha.detach().exp()
         if policy is None:
-            # One actor pass over next_obs and obs (the actor does not change before its own step): the first
-            # half gives the target's next actions, the second the actions of the actor loss. The noise is drawn
-            # in the same order as update_autograd draws it. Without the actor's step, next_obs only.
-            eps = torch.randn((2 if actor else 1) * B, self.actor.mu.out_features, device=batch.obs.device)
-            obs_all = torch.cat([batch.next_obs, batch.obs]) if actor else batch.next_obs
-            action_all, logp_all, trace = self.actor.sample_traced(obs_all, eps)
-            policy = (action_all[:B], logp_all[:B])
-            if actor:
-                policy += (action_all[B:], logp_all[B:], trace.rows(B))
+            # One actor pass over next_obs and obs (the actor does not change before its own step): the target's
+            # next actions and the actions of the actor loss.
+            policy = self._policy_samples([batch], actor)[0]
         next_action, next_logp = policy[0], policy[1]
 
         # Critics: soft Bellman target (eq. 3 and 5 of the paper); only true terminations stop the bootstrap.
