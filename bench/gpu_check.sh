@@ -47,7 +47,8 @@ step env 60 sh -c "nvidia-smi -L; nproc; $PY -c 'import sys, torch, gymnasium, p
 step tests 200 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "cuda or graph"
 step tests_graph 90 $PY -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_resume.py -k "graph"
 # Since the sixth session the CUDA graph is our default on CUDA: "compile=false" asks for the plain update.
-SIZES="--hidden 128 128 --batch-size 128 --steps 2000 --extra her=false"
+# The default network and batch since the ninth session (the H200 figures in the README used 128x128).
+SIZES="--hidden 80 80 --batch-size 128 --steps 2000 --extra her=false"
 step speed_cuda 130 $PY bench/speed.py --device cuda $SIZES --repeats 2
 step update_cuda 100 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500
 step speed_cuda_replay 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra replay_on_device=true
@@ -55,10 +56,10 @@ step speed_cuda_ue8 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --onl
 step speed_cpu 60 $PY bench/speed.py --device cpu --threads 2 $SIZES --repeats 1
 step speed_cuda_ours 40 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra compile=false
 step speed_cuda_compile 80 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours --extra compile=true
-# The defaults since the fifth session (--utd 3 --policy-delay 3): one CUDA graph per kind of update.
-DEFAULTS="--extra utd=3 --extra policy_delay=3"
+# The defaults since the ninth session (--utd 4 --policy-delay 4; 3 and 3 from the fifth): one CUDA graph per kind of update.
+DEFAULTS="--extra utd=4 --extra policy_delay=4"
 step speed_cuda_defaults_compile 60 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS --extra compile=true
-step update_cuda_pd 90 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500 --policy-delay 3
+step update_cuda_pd 90 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500 --hidden 80 80 --batch-size 128 --policy-delay 4
 step speed_cuda_defaults 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS --extra compile=false
 step learn_cuda 90 $PY bench/learn.py --trainer ours --steps 3000 4000 5000 6000 --seeds 0 1 2 3 --jobs 4 --set device=cuda compile=true
 echo "=== done after $SECONDS s"

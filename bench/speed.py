@@ -12,7 +12,7 @@ machine noise hits both; the table gives medians and the median of the per-pair 
     python bench/speed.py                              # Robot6Reach-v0, 3 pairs
     python bench/speed.py --env Pendulum-v1 --repeats 5 --threads 1
     python bench/speed.py --extra=--updates-every=8    # flags passed to our trainer only
-    python bench/speed.py --hidden 128 128 --batch-size 128   # our default sizes
+    python bench/speed.py --hidden 80 80 --batch-size 128     # our default sizes
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ class SAC:
         not change it, so the next actions of a run of such updates and of the update that ends it come from
         one forward pass over all their rows, the noise from one draw of the same numbers in the same order:
         the same results bit for bit (tests/test_agent.py), a few percent less time per env step at the
-        default ``--utd 3 --policy-delay 3``. The batches must have one size. Compiled agents update one by one.
+        default ``--utd 4 --policy-delay 4``. The batches must have one size. Compiled agents update one by one.
         """
         if self._graph is not None or self._compiled_update is not None:
             return [self._update_raw(b) for b in batches]
