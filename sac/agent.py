@@ -50,8 +50,11 @@ def adam_step(optimizers: list[torch.optim.Adam]) -> None:
         for p in opt.param_groups[0]["params"]:
             state = opt.state.get(p)
             if not state:
-                for o in optimizers:
-                    o.step()
+                # Outside inference mode (the updates run in it): the state tensors it creates are then
+                # ordinary tensors, which optimizer.step() may also update in place later.
+                with torch.inference_mode(False):
+                    for o in optimizers:
+                        o.step()
                 return
             params.append(p)
             grads.append(p.grad)
@@ -128,7 +131,7 @@ class SAC:
         self.q_opt = make_adam(self._critic_params, lr)
         self.alpha_opt = make_adam([self.log_alpha], lr)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
@@ -153,8 +156,8 @@ class SAC:
         out: dict[str, torch.Tensor] = {}
         if not records:
             return out
-        error = torch.stack([r["error"] for r in records])  # (n, 2, B)
-        out["critic_loss"] = error.pow(2).mean(dim=2).sum(dim=1).mean()
+        error = torch.stack([r["error"] for r in records])  # (n, 2, B, 1)
+        out["critic_loss"] = error.pow(2).mean(dim=(2, 3)).sum(dim=1).mean()
         out["alpha"] = torch.stack([r["alpha"] for r in records]).mean()
         out["q"] = torch.stack([r["q"] for r in records]).mean()
         full = [r for r in records if "logp" in r]
@@ -173,7 +176,7 @@ class SAC:
         actor = self._count_update()
         if self._graph is not None:
             return self._graph(batch, actor)
-        with torch.no_grad():
+        with torch.inference_mode():
             # The first update of each kind creates the optimizer state: eager, so that the compiled function
             # is traced once per kind, with the state in place (a second trace would double the compile time).
             if self._compiled_update is not None and (self.alpha_opt.state or not actor and self.q_opt.state):
@@ -195,7 +198,7 @@ class SAC:
             return [self._update_raw(b) for b in batches]
         out: list[dict[str, torch.Tensor]] = []
         start = 0
-        with torch.no_grad():
+        with torch.inference_mode():
             while start < len(batches):
                 kinds: list[bool] = []
                 while start + len(kinds) < len(batches) and not (kinds and kinds[-1]):
@@ -242,12 +245,14 @@ class SAC:
         next_action, next_logp = policy[0], policy[1]
 
         # Critics: soft Bellman target (eq. 3 and 5 of the paper); only true terminations stop the bootstrap.
+        # (Each line in as few ATen calls as it takes: on a CPU each costs a few microseconds however small.)
         next_q, _ = self.critic_target.forward_traced(torch.cat([batch.next_obs, next_action], -1))
-        next_q = torch.minimum(next_q[0], next_q[1]).squeeze(-1)
-        target = batch.rew + self.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
+        soft_value = torch.addcmul(next_q.amin(0).squeeze(-1), alpha, next_logp, value=-1.0)  # min Q - alpha logp
+        discount = batch.terminated.mul(-self.gamma).add_(self.gamma)  # gamma (1 - terminated)
+        target = torch.addcmul(batch.rew, discount, soft_value)
         q, inputs = self.critic.forward_traced(torch.cat([batch.obs, batch.act], -1))
-        error = q.squeeze(-1) - target  # (2, B)
-        grads, _ = self.critic.backward(inputs, (error * (2.0 / B)).unsqueeze(-1))
+        error = q - target.unsqueeze(-1)  # (2, B, 1)
+        grads, _ = self.critic.backward(inputs, error * (2.0 / B))
         for p, g in zip(self._critic_params, grads, strict=True):
             p.grad = g
         self._adam_step([self.q_opt])
@@ -263,16 +268,15 @@ class SAC:
         # smaller critic (the first on a tie, as autograd's min). No gradient for the critics' weights.
         action, logp, trace = policy[2], policy[3], policy[4]
         q_pi, inputs = self.critic.forward_traced(torch.cat([batch.obs, action], -1))
-        first = q_pi[0] <= q_pi[1]  # (B, 1)
-        d_q = torch.stack([first, ~first]).to(q_pi.dtype).mul_(-1.0 / B)
+        # argmin returns the first index on a tie.
+        d_q = torch.zeros_like(q_pi).scatter_(0, q_pi.argmin(0, keepdim=True), -1.0 / B)
         _, d_action = self.critic.backward(inputs, d_q, weights=False, input_from=obs_dim)
         grads = self.actor.backward(trace, d_action, alpha / B)
         for p, g in zip(self._actor_params, grads, strict=True):
             p.grad = g
 
         # Temperature (eq. 18) on log(alpha): d/dlog_alpha of -mean(log_alpha * (logp + target_entropy)).
-        logp_plus_target = logp + self.target_entropy
-        self.log_alpha.grad = -logp_plus_target.mean()
+        self.log_alpha.grad = torch.rsub(logp.mean(), -self.target_entropy)  # -(mean(logp) + target_entropy)
         self._adam_step([self.policy_opt, self.alpha_opt])
         return {**metrics, "q_pi": q_pi, "logp": logp, "alpha_grad": self.log_alpha.grad}
 

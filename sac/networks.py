@@ -79,22 +79,27 @@ class Actor(nn.Module):
         return action, gauss - squash
 
     def sample_traced(self, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ActorTrace]:
-        """``forward(obs)`` with the noise ``eps`` given, keeping what ``backward`` needs. Use under no_grad."""
-        linears = self._linears
+        """``forward(obs)`` with the noise ``eps`` given, keeping what ``backward`` needs. Use under no_grad.
+
+        The same values as ``forward`` to float rounding, in fewer ATen calls: the log-probability's
+        per-dimension terms, ``-eps^2/2 - log_std - log(2 pi)/2 - 2 (log 2 - u - softplus(-2u))``, are summed
+        as ``2 (u + softplus(-2u) - (log_std + eps^2/2) / 2)`` with the constants added after the sum.
+        """
         inputs = [obs]
         h = obs
-        for lin in linears:
-            h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+        for lin in self._linears:
+            h = F.linear(h, lin.weight, lin.bias).relu_()
             inputs.append(h)
-        mu = torch.addmm(self.mu.bias, h, self.mu.weight.t())
-        raw_log_std = torch.addmm(self.log_std.bias, h, self.log_std.weight.t())
+        mu = F.linear(h, self.mu.weight, self.mu.bias)
+        raw_log_std = F.linear(h, self.log_std.weight, self.log_std.bias)
         log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        std = log_std.exp()
-        u = torch.addcmul(mu, std, eps)
+        std_eps = log_std.exp().mul_(eps)
+        u = mu.add_(std_eps)
         action = torch.tanh(u)
-        gauss = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
-        squash = (2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))).sum(-1)
-        return action, gauss - squash, ActorTrace(inputs, raw_log_std, std * eps, action)
+        # softplus with beta=-2 is -softplus(-2u)/2 (its linear branch, for u < -10, returns u = -(-2u)/2 too).
+        terms = torch.sub(u, F.softplus(u, beta=-2.0), alpha=2.0).sub_(torch.addcmul(log_std, eps, eps, value=0.5), alpha=0.5)
+        logp = terms.sum(-1).mul_(2.0).sub_(eps.shape[-1] * (_HALF_LOG_2PI + 2.0 * _LOG_2))
+        return action, logp, ActorTrace(inputs, raw_log_std, std_eps, action)
 
     def backward(self, trace: ActorTrace, d_action: torch.Tensor, d_logp: float | torch.Tensor) -> list[torch.Tensor]:
         """Gradients of a loss L for ``self.parameters()`` (same order), given dL/d(action) (B, act_dim) and
@@ -105,9 +110,10 @@ class Actor(nn.Module):
         the clamp passes gradient where ``LOG_STD_MIN <= log_std <= LOG_STD_MAX`` (as autograd's clamp).
         """
         a = trace.action
-        du = d_action * (1.0 - a * a) + (2.0 * d_logp) * a
+        du = torch.addcmul(d_action, d_action, a * a, value=-1.0)  # d_action * (1 - a^2)
+        du = du.add_(a, alpha=2.0 * d_logp) if isinstance(d_logp, float) else du.addcmul_(a, 2.0 * d_logp)
         raw = trace.raw_log_std
-        d_log_std = (du * trace.std_eps - d_logp) * ((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX))
+        d_log_std = (du * trace.std_eps).sub_(d_logp).mul_((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX))
         h = trace.inputs[-1]
         grads = [du.t() @ h, du.sum(0), d_log_std.t() @ h, d_log_std.sum(0)]  # mu, log_std
         d = (du @ self.mu.weight).addmm_(d_log_std, self.log_std.weight)
@@ -155,6 +161,20 @@ class TwinCritic(nn.Module):
         # Plain lists of the same Parameters for the traced passes (iterating a ParameterList is slow).
         # Module.to() and load_state_dict() keep Parameter objects, so the lists stay valid.
         self._layers: list[tuple[nn.Parameter, nn.Parameter]] = list(zip(self.weights, self.biases, strict=True))
+        self._transposed_cache: tuple[list[torch.Tensor], dict[int, torch.Tensor]] | None = None
+
+    def _transposed(self) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+        """The weights transposed, (n, out, in), as views made once, and views of the first layer's input rows
+        (keyed by their first row). A view is an ATen call each time it is made; made once, it follows the
+        weights as the optimizer updates them in place. Made again when the weights' storage changes
+        (``Module.to``, a deepcopy)."""
+        if torch.compiler.is_compiling():  # traced: views cost nothing in a compiled graph
+            return [w.transpose(1, 2) for w, _ in self._layers], {}
+        cache = self._transposed_cache
+        if cache is None or cache[0][0].data_ptr() != self._layers[0][0].data_ptr():
+            with torch.no_grad():
+                cache = self._transposed_cache = ([w.transpose(1, 2) for w, _ in self._layers], {})
+        return cache
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """obs: (B, obs_dim), act: (B, act_dim) -> Q values (n, B), one row per critic."""
@@ -190,21 +210,24 @@ class TwinCritic(nn.Module):
         Returns the gradients for ``self.parameters()`` (weights then biases; empty if ``weights`` is False)
         and, if ``input_from`` is given, dL/d(input[:, input_from:]) summed over the critics, (B, in - input_from).
         """
-        ws = [w for w, _ in self._layers]
+        w_ts, input_ts = self._transposed()
         g_w: list[torch.Tensor] = []  # last layer first, reversed at the end
         g_b: list[torch.Tensor] = []
         d = d_q
-        for i in range(len(ws) - 1, -1, -1):
+        for i in range(len(w_ts) - 1, -1, -1):
             if weights:
                 g_w.append(torch.bmm(inputs[i].transpose(1, 2), d))
                 g_b.append(d.sum(1, keepdim=True))
             if i > 0:
-                w_t = ws[i].transpose(1, 2)
                 # An outer product when the layer has one output: a broadcast multiply, not a K=1 matmul.
-                d = _relu_backward(d * w_t if d.shape[-1] == 1 else torch.bmm(d, w_t), inputs[i], 0)
+                d = _relu_backward(d * w_ts[i] if d.shape[-1] == 1 else torch.bmm(d, w_ts[i]), inputs[i], 0)
         d_input = None
         if input_from is not None:
-            d_input = torch.bmm(d, ws[0][:, input_from:].transpose(1, 2)).sum(0)
+            w_t = input_ts.get(input_from)
+            if w_t is None:
+                with torch.no_grad():
+                    w_t = input_ts[input_from] = w_ts[0][:, :, input_from:]
+            d_input = torch.bmm(d, w_t).sum(0)
         return g_w[::-1] + g_b[::-1], d_input
 
     def plain_state_dicts(self) -> list[dict[str, torch.Tensor]]:
