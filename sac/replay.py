@@ -138,6 +138,8 @@ class ReplayBuffer:
         updates of one env step see the same buffer, so they can share one draw; each call of ``sample``
         costs ~200 us of numpy and indexing in a training loop whatever its size."""
         big = self.sample(batch_size * n)
+        if n == 1:
+            return [big]
         return [Batch(*(t[i * batch_size : (i + 1) * batch_size] for t in big)) for i in range(n)]
 
     def _write_goals(self, fields: list, relabel: list | tuple) -> None:

@@ -203,6 +203,38 @@ def test_act_returns_bounded_numpy_action():
     assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
 
 
+def test_act_on_a_cpu_is_the_actor_forward_and_follows_updates_and_loads():
+    """SAC.act runs the actor in numpy on a CPU (Actor.act_numpy, on views of the parameters): the same
+    action as the torch forward to float rounding, the same noise from torch's generator, and still so after
+    updates (in place) and a load_state_dict."""
+    agent, batch = make_agent(), fixed_batch()
+    obs = torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+
+    def check():
+        for row in obs:
+            torch.manual_seed(7)
+            action = agent.act(row.numpy())
+            after = torch.randn(1)  # act drew as many normals as forward does
+            torch.manual_seed(7)
+            with torch.no_grad():
+                reference = agent.actor(row.unsqueeze(0), with_logprob=False)[0][0]
+            assert torch.equal(after, torch.randn(1))
+            assert action.dtype == "float32"
+            torch.testing.assert_close(torch.from_numpy(action), reference, rtol=1e-6, atol=1e-6)
+            with torch.no_grad():
+                mean = agent.actor(row.unsqueeze(0), deterministic=True, with_logprob=False)[0][0]
+            torch.testing.assert_close(torch.from_numpy(agent.act(row.numpy(), deterministic=True)), mean, rtol=1e-6, atol=1e-6)
+
+    check()
+    before = agent.act(obs[0].numpy(), deterministic=True)
+    for _ in range(3):
+        agent.update(batch)
+    assert not (agent.act(obs[0].numpy(), deterministic=True) == before).all()
+    check()
+    agent.load_state_dict(make_agent(seed=1).state_dict())
+    check()
+
+
 @pytest.mark.parametrize("policy_delay", [1, 2])
 def test_compiled_update_on_cpu_equals_the_eager_update(policy_delay):
     """--compile on a CPU (torch.compile of the default update): the first update of each kind is eager (it
