@@ -31,49 +31,63 @@ from sac.networks import Actor, TwinCritic
 from sac.replay import Batch
 
 
-_ONE = torch.ones(())  # the step increment of adam_step on a CPU
-
-
 def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel for all parameters; deterministic on CPU and CUDA)."""
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
-def adam_step(optimizers: list[torch.optim.Adam]) -> None:
-    """``opt.step()`` for each of ``optimizers`` as one ``torch._fused_adam_`` call (they must share lr, betas,
-    eps and have no weight decay, as ``make_adam`` makes them). The same update as ``step()``, which spends
-    more time in Python than the kernel takes; the state stays in ``opt.state``, so state_dicts are unchanged.
-    The first step (no state yet) goes through ``step()``, which creates the state.
+class FusedAdam:
+    """``step()`` of optimizers made by ``make_adam`` (the same lr, betas and eps, no weight decay) that always
+    step together, as one ``torch._fused_adam_`` call with the gradients passed in: the same update as their
+    ``step()``, which spends more time in Python than the kernel takes.
+
+    The state stays in ``opt.state`` (state_dicts unchanged). The lists the kernel takes are built once, at
+    the second step (the first goes through ``step()``, which creates the state), and the step counts are
+    then made views of one tensor, so that a single ``add_`` counts a step for every parameter
+    (``optimizer.step()`` still counts each view by one). Call ``reset()`` when ``load_state_dict`` has
+    replaced the state.
     """
-    params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-    for opt in optimizers:
-        for p in opt.param_groups[0]["params"]:
-            state = opt.state.get(p)
-            if not state:
-                # Outside inference mode (the updates run in it): the state tensors it creates are then
-                # ordinary tensors, which optimizer.step() may also update in place later.
-                with torch.inference_mode(False):
-                    for o in optimizers:
-                        o.step()
-                return
-            params.append(p)
-            grads.append(p.grad)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
-            steps.append(state["step"])
-    group = optimizers[0].param_groups[0]
-    beta1, beta2 = group["betas"]
-    if steps[0].device.type == "cpu":
-        # On a CPU _foreach_add_ falls back to one add_ per tensor, each turning the scalar into a tensor
-        # first: a loop adding a ready tensor takes a third of the time (12 against 36 us for 15 steps).
-        for s in steps:
-            s.add_(_ONE)
-    else:
-        torch._foreach_add_(steps, 1)
-    torch._fused_adam_(
-        params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
-        weight_decay=0.0, eps=group["eps"], maximize=False, grad_scale=None, found_inf=None,
-    )
+
+    def __init__(self, optimizers: list[torch.optim.Adam]):
+        self.optimizers = optimizers
+        self.params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
+        self._lists: tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
+
+    def reset(self) -> None:
+        """Forget the lists; the next step builds them from the optimizers' state again."""
+        self._lists = None
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        """One Adam step of ``self.params`` (the optimizers' parameters, in order) with ``grads``."""
+        lists = self._lists
+        if lists is None:
+            states = [opt.state.get(p) for opt in self.optimizers for p in opt.param_groups[0]["params"]]
+            # Outside inference mode (the updates run in it): the tensors made here are ordinary ones, which
+            # optimizer.step() may update in place later.
+            with torch.inference_mode(False):
+                if not all(states):
+                    for p, g in zip(self.params, grads, strict=True):
+                        p.grad = g
+                    for opt in self.optimizers:
+                        opt.step()
+                    for p in self.params:
+                        p.grad = None  # the later steps pass their gradients to the kernel directly
+                    return
+                counter = torch.stack([state["step"] for state in states])
+                steps = list(counter.unbind())
+            for state, step in zip(states, steps, strict=True):
+                state["step"] = step
+            lists = self._lists = (
+                counter, [state["exp_avg"] for state in states], [state["exp_avg_sq"] for state in states], steps
+            )
+        counter, exp_avgs, exp_avg_sqs, steps = lists
+        counter.add_(1)
+        group = self.optimizers[0].param_groups[0]
+        beta1, beta2 = group["betas"]
+        torch._fused_adam_(
+            self.params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+            beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False, grad_scale=None, found_inf=None,
+        )
 
 
 class SAC:
@@ -116,20 +130,24 @@ class SAC:
         # compile at all there (docs/BENCHMARKS.md, "GPU"). On a CPU: the default update through
         # torch.compile, which fuses its chains of small elementwise ops into a few C++ loops; the noise is
         # drawn as in eager mode (fallback_random), the rest differs from eager by float rounding only.
+        self.policy_opt = make_adam(self._actor_params, lr)
+        self.q_opt = make_adam(self._critic_params, lr)
+        self.alpha_opt = make_adam([self.log_alpha], lr)
+        # What the default update steps: the critics, then the actor and the temperature together.
+        self._critic_adam = FusedAdam([self.q_opt])
+        self._actor_adam = FusedAdam([self.policy_opt, self.alpha_opt])
+        self._critic_adam_step, self._actor_adam_step = self._critic_adam.step, self._actor_adam.step
         self._graph = CudaGraphUpdate(self) if compile and self.device.type == "cuda" else None
         self._compiled_update = None
-        self._adam_step = adam_step
         if compile and self._graph is None:
             # Adam stays eager: one fused kernel already, and tracing its in-place writes to the parameters
             # fails. (Wrapped here, not where it is defined: torch.compiler.disable imports the compiler,
             # which would add a second to every start-up.)
-            self._adam_step = torch.compiler.disable(adam_step)
+            self._critic_adam_step = torch.compiler.disable(self._critic_adam.step)
+            self._actor_adam_step = torch.compiler.disable(self._actor_adam.step)
             self._compiled_update = torch.compile(
                 self._update_closed_form, dynamic=False, options={"fallback_random": True}
             )
-        self.policy_opt = make_adam(self._actor_params, lr)
-        self.q_opt = make_adam(self._critic_params, lr)
-        self.alpha_opt = make_adam([self.log_alpha], lr)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -256,9 +274,7 @@ class SAC:
         q, inputs = self.critic.forward_traced(torch.cat([batch.obs, batch.act], -1))
         error = q - target.unsqueeze(-1)  # (2, B, 1)
         grads, _ = self.critic.backward(inputs, error * (2.0 / B))
-        for p, g in zip(self._critic_params, grads, strict=True):
-            p.grad = g
-        self._adam_step([self.q_opt])
+        self._critic_adam_step(grads)
         # Polyak-averaged targets, from the critics just stepped (the actor's part below reads only the
         # online critics).
         torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
@@ -271,17 +287,15 @@ class SAC:
         # smaller critic (the first on a tie, as autograd's min). No gradient for the critics' weights.
         action, logp, trace = policy[2], policy[3], policy[4]
         q_pi, inputs = self.critic.forward_traced(torch.cat([batch.obs, action], -1))
-        # argmin returns the first index on a tie.
-        d_q = torch.zeros_like(q_pi).scatter_(0, q_pi.argmin(0, keepdim=True), -1.0 / B)
+        # min(dim) returns the first index on a tie (and is faster than argmin on a CPU).
+        d_q = torch.zeros_like(q_pi).scatter_(0, q_pi.min(0, keepdim=True).indices, -1.0 / B)
         _, d_action = self.critic.backward(inputs, d_q, weights=False, input_from=obs_dim)
         grads = self.actor.backward(trace, d_action, alpha / B)
-        for p, g in zip(self._actor_params, grads, strict=True):
-            p.grad = g
 
         # Temperature (eq. 18) on log(alpha): d/dlog_alpha of -mean(log_alpha * (logp + target_entropy)).
-        self.log_alpha.grad = torch.rsub(logp.mean(), -self.target_entropy)  # -(mean(logp) + target_entropy)
-        self._adam_step([self.policy_opt, self.alpha_opt])
-        return {**metrics, "q_pi": q_pi, "logp": logp, "alpha_grad": self.log_alpha.grad}
+        alpha_grad = torch.rsub(logp.mean(), -self.target_entropy)  # -(mean(logp) + target_entropy)
+        self._actor_adam_step([*grads, alpha_grad])
+        return {**metrics, "q_pi": q_pi, "logp": logp, "alpha_grad": alpha_grad}
 
     def update_autograd(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``update`` written with autograd and ``optimizer.step()``: the reference the tests hold it to."""
@@ -352,6 +366,8 @@ class SAC:
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        self._critic_adam.reset()
+        self._actor_adam.reset()
         q_state = self.q_opt.state.get(self._critic_params[0])
         self.critic_updates = int(q_state["step"]) if q_state else 0
         if self._graph is not None:

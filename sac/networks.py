@@ -51,6 +51,7 @@ class Actor(nn.Module):
         # The trunk's Linear layers as a plain list: slicing the Sequential builds a new module on every call.
         self._linears: list[nn.Linear] = list(self.trunk)[::2]
         self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._transposed_cache: list[torch.Tensor] | None = None
 
     def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """``forward`` for one observation of an actor on a CPU, in numpy: (obs_dim,) -> action (act_dim,)
@@ -69,6 +70,18 @@ class Actor(nn.Module):
         log_std = np.clip(w_log_std @ h + b_log_std, LOG_STD_MIN, LOG_STD_MAX)
         eps = torch.randn(mu.shape[0]).numpy()
         return np.tanh(mu + np.exp(log_std) * eps)
+
+    def _weights_t(self) -> list[torch.Tensor]:
+        """The Linear layers' weights (trunk, mu, log_std) transposed, (in, out): views made once (see
+        ``TwinCritic._transposed``)."""
+        layers = [*self._linears, self.mu, self.log_std]
+        if torch.compiler.is_compiling():
+            return [lin.weight.t() for lin in layers]
+        cache = self._transposed_cache
+        if cache is None or cache[0].data_ptr() != self._linears[0].weight.data_ptr():
+            with torch.no_grad():
+                cache = self._transposed_cache = [lin.weight.t() for lin in layers]
+        return cache
 
     def _numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(weight, bias) of each Linear (trunk, mu, log_std) as numpy arrays sharing the parameters' memory:
@@ -116,11 +129,13 @@ class Actor(nn.Module):
         """
         inputs = [obs]
         h = obs
-        for lin in self._linears:
-            h = F.linear(h, lin.weight, lin.bias).relu_()
+        # mm then add_: addmm (F.linear) copies the broadcast bias into its output first, slower on a CPU.
+        w_ts = self._weights_t()
+        for lin, w_t in zip(self._linears, w_ts, strict=False):
+            h = torch.mm(h, w_t).add_(lin.bias).relu_()
             inputs.append(h)
-        mu = F.linear(h, self.mu.weight, self.mu.bias)
-        raw_log_std = F.linear(h, self.log_std.weight, self.log_std.bias)
+        mu = torch.mm(h, w_ts[-2]).add_(self.mu.bias)
+        raw_log_std = torch.mm(h, w_ts[-1]).add_(self.log_std.bias)
         log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std_eps = log_std.exp().mul_(eps)
         u = mu.add_(std_eps)
@@ -144,15 +159,15 @@ class Actor(nn.Module):
         raw = trace.raw_log_std
         d_log_std = (du * trace.std_eps).sub_(d_logp).mul_((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX))
         h = trace.inputs[-1]
-        grads = [du.t() @ h, du.sum(0), d_log_std.t() @ h, d_log_std.sum(0)]  # mu, log_std
-        d = (du @ self.mu.weight).addmm_(d_log_std, self.log_std.weight)
+        grads = [torch.mm(du.t(), h), du.sum(0), torch.mm(d_log_std.t(), h), d_log_std.sum(0)]  # mu, log_std
+        d = torch.mm(du, self.mu.weight).addmm_(d_log_std, self.log_std.weight)
         trunk: list[torch.Tensor] = []
         linears = self._linears
         for i in range(len(linears) - 1, -1, -1):
             d = _relu_backward(d, trace.inputs[i + 1], 0)
-            trunk[:0] = [d.t() @ trace.inputs[i], d.sum(0)]
+            trunk[:0] = [torch.mm(d.t(), trace.inputs[i]), d.sum(0)]
             if i > 0:
-                d = d @ linears[i].weight
+                d = torch.mm(d, linears[i].weight)
         return trunk + grads
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from sac.agent import SAC
+from sac.agent import SAC, FusedAdam, make_adam
 from sac.replay import Batch
 
 
@@ -203,6 +203,56 @@ def test_act_returns_bounded_numpy_action():
     assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
 
 
+def test_fused_adam_equals_the_optimizers_own_steps(tmp_path):
+    """FusedAdam (one _fused_adam_ call, the step counts as views of one tensor) gives the parameters and the
+    state that optimizer.step() gives, also across a state_dict round trip through a file (then reset())
+    and with optimizer.step() called between its own steps."""
+    torch.manual_seed(0)
+    ref = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True), torch.randn((), requires_grad=True)]
+    ours = [p.detach().clone().requires_grad_(True) for p in ref]
+    ref_opts = [make_adam(ref[:2], 1e-2), make_adam(ref[2:], 1e-2)]
+    our_opts = [make_adam(ours[:2], 1e-2), make_adam(ours[2:], 1e-2)]
+    fused = FusedAdam(our_opts)
+
+    def step(k, plain=False):
+        grads = [torch.randn(p.shape, generator=torch.Generator().manual_seed(10 * k + i)) for i, p in enumerate(ref)]
+        for p, g in zip(ref, grads, strict=True):
+            p.grad = g
+        for opt in ref_opts:
+            opt.step()
+        if plain:
+            for p, g in zip(ours, grads, strict=True):
+                p.grad = g
+            for opt in our_opts:
+                opt.step()
+        else:
+            with torch.inference_mode():  # as the agent's updates run
+                fused.step(grads)
+
+    def check():
+        for p, q in zip(ref, ours, strict=True):
+            torch.testing.assert_close(q, p, rtol=0, atol=1e-7)
+        for ref_opt, our_opt in zip(ref_opts, our_opts, strict=True):
+            for p, q in zip(ref_opt.param_groups[0]["params"], our_opt.param_groups[0]["params"], strict=True):
+                for key in ("step", "exp_avg", "exp_avg_sq"):
+                    torch.testing.assert_close(our_opt.state[q][key], ref_opt.state[p][key], rtol=0, atol=1e-7)
+
+    for k in range(4):
+        step(k)
+    check()
+    step(4, plain=True)
+    step(5)
+    check()
+    torch.save([opt.state_dict() for opt in our_opts], tmp_path / "opt.pth")
+    for opt, state in zip(our_opts, torch.load(tmp_path / "opt.pth", weights_only=True), strict=True):
+        opt.load_state_dict(state)
+    fused.reset()
+    for k in range(6, 9):
+        step(k)
+    check()
+    assert float(our_opts[0].state[ours[0]]["step"]) == 9.0
+
+
 def test_act_on_a_cpu_is_the_actor_forward_and_follows_updates_and_loads():
     """SAC.act runs the actor in numpy on a CPU (Actor.act_numpy, on views of the parameters): the same
     action as the torch forward to float rounding, the same noise from torch's generator, and still so after
@@ -266,7 +316,7 @@ def test_training_flushes_denormals_without_changing_the_update():
     # intra-op pool are checked too.
     code = """
 import torch
-from sac.agent import SAC
+from sac.agent import SAC, FusedAdam, make_adam
 from sac.replay import Batch
 from sac.training import flush_denormals
 torch.set_num_threads(2)
