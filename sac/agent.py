@@ -149,15 +149,15 @@ class SAC:
                 self._update_closed_form, dynamic=False, options={"fallback_random": True}
             )
 
-    @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd (on a CPU
         in numpy, ``Actor.act_numpy``)."""
         if self.device.type == "cpu":
             return self.actor.act_numpy(obs, deterministic)
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        action, _ = self.actor(obs_t, deterministic=deterministic, with_logprob=False)
-        return action[0].cpu().numpy()
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+            action, _ = self.actor(obs_t, deterministic=deterministic, with_logprob=False)
+            return action[0].cpu().numpy()
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q; the

@@ -50,7 +50,7 @@ class Actor(nn.Module):
         self.log_std = nn.Linear(hidden[-1], act_dim)
         # The trunk's Linear layers as a plain list: slicing the Sequential builds a new module on every call.
         self._linears: list[nn.Linear] = list(self.trunk)[::2]
-        self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._numpy_cache: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._transposed_cache: list[torch.Tensor] | None = None
 
     def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -67,7 +67,7 @@ class Actor(nn.Module):
         mu = w_mu @ h + b_mu
         if deterministic:
             return np.tanh(mu)
-        log_std = np.clip(w_log_std @ h + b_log_std, LOG_STD_MIN, LOG_STD_MAX)
+        log_std = np.minimum(np.maximum(w_log_std @ h + b_log_std, LOG_STD_MIN), LOG_STD_MAX)  # np.clip is slower
         eps = torch.randn(mu.shape[0]).numpy()
         return np.tanh(mu + np.exp(log_std) * eps)
 
@@ -87,10 +87,11 @@ class Actor(nn.Module):
         """(weight, bias) of each Linear (trunk, mu, log_std) as numpy arrays sharing the parameters' memory:
         made once, they follow the in-place optimizer steps; made again if the storage changes."""
         cache = self._numpy_cache
-        if cache is None or cache[0][0].ctypes.data != self._linears[0].weight.data_ptr():
+        if cache is None or cache[0] != self._linears[0].weight.data_ptr():
             layers = [*self._linears, self.mu, self.log_std]
-            cache = self._numpy_cache = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in layers]
-        return cache
+            arrays = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in layers]
+            cache = self._numpy_cache = (self._linears[0].weight.data_ptr(), arrays)
+        return cache[1]
 
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True
