@@ -25,6 +25,7 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as Spinning Up; keeps exp(log_std) fini
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 _relu_backward = torch.ops.aten.threshold_backward  # grad where the ReLU output is > 0, else 0
+_hardtanh_backward = torch.ops.aten.hardtanh_backward  # grad where min < x < max, else 0
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, output_activation: type[nn.Module] | None = None) -> nn.Sequential:
@@ -152,13 +153,14 @@ class Actor(nn.Module):
 
         From ``u = mu + std * eps``, ``action = tanh(u)``, ``logp = sum(-eps^2/2 - log_std - log(2 pi)/2)
         - sum(log(1 - tanh(u)^2))``: dlogp/du = 2 tanh(u), dlogp/dlog_std = -1, du/dlog_std = std * eps;
-        the clamp passes gradient where ``LOG_STD_MIN <= log_std <= LOG_STD_MAX`` (as autograd's clamp).
+        the clamp passes gradient where ``LOG_STD_MIN < log_std < LOG_STD_MAX`` (one ATen call; autograd's clamp
+        passes it at the bounds themselves too, a subgradient choice at points a float never lands on in practice).
         """
         a = trace.action
         du = torch.addcmul(d_action, d_action, a * a, value=-1.0)  # d_action * (1 - a^2)
         du = du.add_(a, alpha=2.0 * d_logp) if isinstance(d_logp, float) else du.addcmul_(a, 2.0 * d_logp)
         raw = trace.raw_log_std
-        d_log_std = (du * trace.std_eps).sub_(d_logp).mul_((raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX))
+        d_log_std = _hardtanh_backward((du * trace.std_eps).sub_(d_logp), raw, LOG_STD_MIN, LOG_STD_MAX)
         h = trace.inputs[-1]
         grads = [torch.mm(du.t(), h), du.sum(0), torch.mm(d_log_std.t(), h), d_log_std.sum(0)]  # mu, log_std
         d = torch.mm(du, self.mu.weight).addmm_(d_log_std, self.log_std.weight)
