@@ -258,7 +258,7 @@ class SAC:
         """One update; ``policy``: the actor's samples when the caller drew them (``update_many``): next
         action and its log-probability, and with ``actor`` also the action, log-probability and trace on obs."""
         B, obs_dim = batch.obs.shape
-        alpha = self.log_alpha.detach().exp()
+        alpha = self.log_alpha.exp()  # no graph: the callers run this under inference_mode or no_grad
         if policy is None:
             # One actor pass over next_obs and obs (the actor does not change before its own step): the target's
             # next actions and the actions of the actor loss.
