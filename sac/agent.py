@@ -8,7 +8,9 @@ choice. The agent knows nothing of files: ``state_dict``/``load_state_dict`` use
 
 Two implementations of the same step: ``update_autograd`` is the textbook one (losses, ``backward()``,
 ``optimizer.step()``), the reference; the default ``update`` writes the gradients out (the networks'
-``backward`` methods) and calls the fused Adam kernel directly, about 1.4x faster on a 2-core CPU. Both give
+``backward`` methods) and calls the fused Adam kernel directly (``FusedAdam``), under ``torch.inference_mode()``,
+1.3x the updates/s of ``update_autograd`` at 256x256 / batch 256 on a 2-core CPU and 2.3x at 80x80 / batch 128
+(``bench/update_speed.py``; the smaller the matrix products, the more the per-call overhead counts). Both give
 the same parameters to float rounding (tests/test_agent.py). ``policy_delay=N`` steps the actor and the
 temperature at every Nth update only (TD3's delayed policy update): the other updates train the critics
 alone, at about 0.55 of the cost; ``update_many`` runs several updates with one actor pass for each run of
@@ -125,11 +127,6 @@ class SAC:
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        # compile=True. On CUDA: the default update captured as one CUDA graph (a launch per update, not one
-        # per kernel); torch.compile's own CUDA graphs (mode="reduce-overhead") measured slower than no
-        # compile at all there (docs/BENCHMARKS.md, "GPU"). On a CPU: the default update through
-        # torch.compile, which fuses its chains of small elementwise ops into a few C++ loops; the noise is
-        # drawn as in eager mode (fallback_random), the rest differs from eager by float rounding only.
         self.policy_opt = make_adam(self._actor_params, lr)
         self.q_opt = make_adam(self._critic_params, lr)
         self.alpha_opt = make_adam([self.log_alpha], lr)
@@ -137,6 +134,11 @@ class SAC:
         self._critic_adam = FusedAdam([self.q_opt])
         self._actor_adam = FusedAdam([self.policy_opt, self.alpha_opt])
         self._critic_adam_step, self._actor_adam_step = self._critic_adam.step, self._actor_adam.step
+        # compile=True. On CUDA: the default update captured as one CUDA graph (a launch per update, not one
+        # per kernel); torch.compile's own CUDA graphs (mode="reduce-overhead") measured slower than no
+        # compile at all there (docs/BENCHMARKS.md, "GPU"). On a CPU: the default update through
+        # torch.compile, which fuses its chains of small elementwise ops into a few C++ loops; the noise is
+        # drawn as in eager mode (fallback_random), the rest differs from eager by float rounding only.
         self._graph = CudaGraphUpdate(self) if compile and self.device.type == "cuda" else None
         self._compiled_update = None
         if compile and self._graph is None:
