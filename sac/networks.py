@@ -212,10 +212,10 @@ class TwinCritic(nn.Module):
         self._transposed_cache: tuple[list[torch.Tensor], dict[int, torch.Tensor]] | None = None
 
     def _transposed(self) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-        """The weights transposed, (n, out, in), as views made once, and views of the first layer's input rows
-        (keyed by their first row). A view is an ATen call each time it is made; made once, it follows the
-        weights as the optimizer updates them in place. Made again when the weights' storage changes
-        (``Module.to``, a deepcopy)."""
+        """The weights transposed, (n, out, in), as views made once, and (filled by ``backward``, keyed by
+        ``input_from``) the first layer's transposed weight for the inputs from that column on. Making a view is
+        an ATen call each time; made once, it follows the weights as the optimizer updates them in place. Made
+        again when the weights' storage changes (``Module.to``, a deepcopy)."""
         if torch.compiler.is_compiling():  # traced: views cost nothing in a compiled graph
             return [w.transpose(1, 2) for w, _ in self._layers], {}
         cache = self._transposed_cache
