@@ -52,6 +52,7 @@ class Actor(nn.Module):
         self.log_std = nn.Linear(hidden[-1], act_dim)
         # The trunk's Linear layers as a plain list: slicing the Sequential builds a new module on every call.
         self._linears: list[nn.Linear] = list(self.trunk)[::2]
+        self._all_linears: list[nn.Linear] = [*self._linears, self.mu, self.log_std]  # what the caches below hold
         self._numpy_cache: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._transposed_cache: list[torch.Tensor] | None = None
 
@@ -76,13 +77,12 @@ class Actor(nn.Module):
     def _weights_t(self) -> list[torch.Tensor]:
         """The Linear layers' weights (trunk, mu, log_std) transposed, (in, out): views made once (see
         ``TwinCritic._transposed``)."""
-        layers = [*self._linears, self.mu, self.log_std]
         if torch.compiler.is_compiling():
-            return [lin.weight.t() for lin in layers]
+            return [lin.weight.t() for lin in self._all_linears]
         cache = self._transposed_cache
         if cache is None or cache[0].data_ptr() != self._linears[0].weight.data_ptr():
             with torch.no_grad():
-                cache = self._transposed_cache = [lin.weight.t() for lin in layers]
+                cache = self._transposed_cache = [lin.weight.t() for lin in self._all_linears]
         return cache
 
     def _numpy_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -90,8 +90,7 @@ class Actor(nn.Module):
         made once, they follow the in-place optimizer steps; made again if the storage changes."""
         cache = self._numpy_cache
         if cache is None or cache[0] != self._linears[0].weight.data_ptr():
-            layers = [*self._linears, self.mu, self.log_std]
-            arrays = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in layers]
+            arrays = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in self._all_linears]
             cache = self._numpy_cache = (self._linears[0].weight.data_ptr(), arrays)
         return cache[1]
 
