@@ -188,6 +188,26 @@ class ActorTrace(NamedTuple):
         return ActorTrace([x[start:] for x in self.inputs], self.raw_log_std[start:], self.std_eps[start:], self.action[start:])
 
 
+def join_critics(critics: list[TwinCritic]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Move the parameters of ``TwinCritic``s of one shape into shared storage: per layer, the weights
+    (sum n, in, out) and biases (sum n, 1, out) of all their critics stacked, whose slices become the modules'
+    parameters (the same Parameter objects, the same values). One ``forward_traced(x, layers)`` then evaluates
+    all of them, a batched matmul per layer (``SAC`` evaluates its critics and their targets so). Parameters
+    given new storage later (a deepcopy, ``Module.to`` to another device) leave the stack: join them again.
+    """
+    layers = []
+    with torch.no_grad():
+        for i in range(len(critics[0]._layers)):
+            w = torch.cat([c._layers[i][0] for c in critics])
+            b = torch.cat([c._layers[i][1] for c in critics])
+            start = 0
+            for c in critics:
+                c._layers[i][0].data, c._layers[i][1].data = w[start : start + c.n], b[start : start + c.n]
+                start += c.n
+            layers.append((w, b))
+    return layers
+
+
 class TwinCritic(nn.Module):
     """``n`` Q-networks Q(s, a) with identical shapes, stored stacked: ``weights[l]`` is (n, in, out).
 
@@ -233,16 +253,20 @@ class TwinCritic(nn.Module):
                 x = F.relu(x)
         return x.squeeze(-1)
 
-    def forward_traced(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_traced(
+        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x = cat(obs, act): (B, in) -> Q values (n, B, 1) and each layer's input, for ``backward``.
 
-        The same values as ``forward``; bias added after the matmul (a broadcast bias in ``baddbmm`` is copied
-        first, which is slower on a CPU). Use without autograd.
+        With ``layers`` (``join_critics``' stacked layers, k critics): x is (k, B, in), one input per critic,
+        and the result (k, B, 1). The same values as ``forward``; bias added after the matmul (a broadcast
+        bias in ``baddbmm`` is copied first, which is slower on a CPU). Use without autograd.
         """
-        x = x.expand(self.n, -1, -1)
+        if layers is None:
+            x, layers = x.expand(self.n, -1, -1), self._layers
         inputs = [x]
-        last = len(self._layers) - 1
-        for i, (w, b) in enumerate(self._layers):
+        last = len(layers) - 1
+        for i, (w, b) in enumerate(layers):
             x = torch.bmm(x, w).add_(b)
             if i < last:
                 x = x.relu_()

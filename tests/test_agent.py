@@ -53,6 +53,31 @@ def test_target_is_polyak_average():
         torch.testing.assert_close(t1, t0 + agent.tau * (online - t0))
 
 
+def test_a_deep_copy_of_an_agent_updates_on_its_own():
+    """The critics and their targets share one stack of layers (one batched pass per update); a deep copy
+    gets new storage, which its first update joins again: the copy then trains exactly as the original
+    would, and the original does not move."""
+    agent = make_agent()
+    agent.update(fixed_batch(seed=1))
+    clone = copy.deepcopy(agent)
+    before = snapshot(agent)
+    torch.manual_seed(5)
+    m_clone = [clone.update(fixed_batch(seed=i)) for i in (2, 3)]  # the second reads what the first wrote
+    after = snapshot(agent)
+    for key in ("policy", "q1", "q2", "q1_target", "q2_target"):
+        for name, tensor in before[key].items():
+            assert torch.equal(tensor, after[key][name]), f"{key}.{name} moved with its copy"
+    torch.manual_seed(5)
+    m_agent = [agent.update(fixed_batch(seed=i)) for i in (2, 3)]
+    for a, b in zip(m_agent, m_clone, strict=True):
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    s_agent, s_clone = snapshot(agent), snapshot(clone)
+    for key in ("q1", "q2", "q1_target", "q2_target"):
+        for name in s_agent[key]:
+            assert torch.equal(s_agent[key][name], s_clone[key][name]), f"{key}.{name}"
+
+
 def test_critic_loss_falls_on_a_fixed_batch():
     agent = make_agent()
     batch = fixed_batch()
