@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,3 +14,15 @@ def child_env(**extra: str) -> dict[str, str]:
     caller already had, e.g. packages installed with ``pip --target``, stays after it) and ``extra`` set."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def parse_fields(items: list[str]) -> dict[str, object]:
+    """``["updates_every=8", "--her=false"]`` -> ``{"updates_every": 8, "her": False}``: Config fields (or their
+    flags) with values; numbers and true/false are decoded (JSON), anything else stays a string."""
+    fields: dict[str, object] = {}
+    for item in items:
+        key, _, value = item.lstrip("-").partition("=")
+        key = key.replace("-", "_")
+        is_json = value.replace(".", "", 1).lstrip("-").isdigit() or value in ("true", "false")
+        fields[key] = json.loads(value) if is_json else value
+    return fields

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import child_env  # noqa: E402
+from bench import child_env, parse_fields  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -125,11 +125,7 @@ def main() -> int:
         worker(args)
         return 0
 
-    extra = {}
-    for item in args.extra:
-        key, _, value = item.lstrip("-").partition("=")
-        key = key.replace("-", "_")
-        extra[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() or value in ("true", "false") else value
+    extra = parse_fields(args.extra)
     sides = [args.only] if args.only else ["ours", "sb3"]
     results: dict[str, list[dict]] = {s: [] for s in sides}
     base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),

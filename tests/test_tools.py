@@ -139,3 +139,23 @@ def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
     offline = sorted(p.name for p in (tmp_path / "runs").glob("*/wandb/offline-run-*"))
     assert len(offline) == 2 and all(name.endswith(run_id) for name in offline), offline
     assert os.environ.get("WANDB_MODE") != "online"
+
+
+def test_bench_fields_and_loop_ab(tmp_path):
+    """bench/loop_ab.py (two configurations of the real loop in one process, alternating episodes) reports
+    both sides and their ratio; an unknown field is a one-line error, not a traceback."""
+    from bench import parse_fields
+
+    assert parse_fields(["updates_every=8", "--her=false", "tau=0.01", "env-id=Pendulum-v1"]) == {
+        "updates_every": 8, "her": False, "tau": 0.01, "env_id": "Pendulum-v1"}
+    script = str(ROOT / "bench" / "loop_ab.py")
+    common = ["--set", "learning_starts=50", "utd=1", "policy_delay=1", "her=false", "batch_size=32"]
+    out = subprocess.run([sys.executable, script, "--a", "updates_every=1", "--b", "updates_every=4", "threads=1",
+                          *common, "--rounds", "2", "--episodes", "1"],
+                         cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| A: updates_every=1 threads=" in out.stdout and "| B: updates_every=4 threads=1 |" in out.stdout
+    assert "| ratio B / A (median of rounds) |" in out.stdout
+    bad = subprocess.run([sys.executable, script, "--a", "no_such_field=1"], cwd=tmp_path, env=cli_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "error: side A" in bad.stderr and "Traceback" not in bad.stderr
