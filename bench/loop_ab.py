@@ -85,8 +85,8 @@ def main() -> int:
     print(f"\n{args.rounds} rounds of {args.episodes} episodes per side; common: {common or 'defaults'}")
     print("| side | env steps/s (median of blocks) |\n| --- | --- |")
     for name in ("A", "B"):
-        print(f"| {name}: {' '.join(f'{k}={v}' for k, v in sides[name].items())} threads={threads[name]} "
-              f"| {statistics.median(rates[name]):.1f} |")
+        fields = " ".join([*(f"{k}={v}" for k, v in sides[name].items()), f"threads={threads[name]}"])
+        print(f"| {name}: {fields} | {statistics.median(rates[name]):.1f} |")
     print(f"| ratio B / A (median of rounds) | {statistics.median(ratios):.3f} |")
     return 0
 
