@@ -16,6 +16,7 @@ import platform
 import random
 import signal
 import sys
+import sysconfig
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -67,10 +68,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_compile(device: torch.device) -> None:
-    """``--compile`` on a CPU: torch.compile builds C++ code at the first update; ``ConfigError`` now, before any
-    training, when this machine has no C++ compiler it can use (``$CXX``, else g++)."""
+    """``--compile`` on a CPU: torch.compile builds C++ code at the first update, a Python extension module
+    (its C++ wrapper); ``ConfigError`` now, before any training, when this machine has no C++ compiler it can
+    use (``$CXX``, else g++) or no Python headers (``Python.h``) to build against."""
     if device.type != "cpu":
         return  # CUDA: a CUDA graph, nothing to build
+    include = sysconfig.get_paths().get("include") or ""
+    if not os.path.isfile(os.path.join(include, "Python.h")):
+        raise ConfigError(
+            f"--compile on a CPU builds a Python extension and needs the Python headers, which are not in "
+            f"{include or 'this Python'} (Python.h); install them (e.g. apt install python3-dev), or train "
+            "without --compile"
+        )
     try:
         from torch._inductor.cpp_builder import get_cpp_compiler
     except ImportError:  # another torch layout: torch.compile will say it itself

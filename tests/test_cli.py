@@ -180,6 +180,20 @@ def test_compile_without_a_cxx_compiler_is_a_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "checkpoints").exists()  # refused before anything was created
 
 
+def test_compile_without_python_headers_is_a_clear_error(tmp_path, monkeypatch):
+    """--compile on a CPU builds a Python extension (torch.compile's C++ wrapper): without Python.h it is
+    refused up front, with what to install."""
+    import sysconfig
+
+    from sac.errors import ConfigError
+    from sac.training import check_compile
+
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"include": str(tmp_path)})  # a folder without Python.h
+    with pytest.raises(ConfigError, match="needs the Python headers"):
+        check_compile(torch.device("cpu"))
+    check_compile(torch.device("cuda"))  # a CUDA graph there: nothing to build, nothing to check
+
+
 def test_replay_on_device_with_sampling_time_her_trains_and_resumes(tmp_path):
     # The device is the CPU here (no GPU); the mirror and the relabelling written into it are the GPU's path.
     result = run_cli("--replay-on-device", "--episodes", "3", *FAST, cwd=tmp_path)
