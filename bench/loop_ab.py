@@ -7,12 +7,14 @@ built in one process, both warm up to ``--learning-starts`` + 500 steps, and the
 ``--episodes`` episodes each, ``--rounds`` times, the order swapped every round, so that machine noise hits
 both sides of a round alike. The figure is the median of the per-round ratios of env steps/s (B / A).
 
-Fields are ``Config`` fields (``--set`` for both sides, ``--a``/``--b`` for one side); ``threads=N`` is not a
-field but the torch thread count a side runs with (``torch.set_num_threads`` before each of its blocks).
+Fields are ``Config`` fields (``--set`` for both sides, ``--a``/``--b`` for one side). Two are not fields:
+``threads=N``, the torch thread count a side runs with (``torch.set_num_threads`` before each of its blocks),
+and ``saves=false``, a side that skips the per-episode checkpoint (what checkpoints cost the loop).
 
     python bench/loop_ab.py --a updates_every=1 --b updates_every=8                 # at the defaults
     python bench/loop_ab.py --set her=false utd=1 policy_delay=1 --a threads=2 --b threads=1
     python bench/loop_ab.py --a compile=false --b compile=true --set updates_every=8
+    python bench/loop_ab.py --a saves=true --b saves=false                          # the checkpoints' cost
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from bench import parse_fields  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--a", nargs="+", default=[], metavar="FIELD=VALUE", help="side A's Config fields (and threads=N)")
-    p.add_argument("--b", nargs="+", default=[], metavar="FIELD=VALUE", help="side B's Config fields (and threads=N)")
+    p.add_argument("--a", nargs="+", default=[], metavar="FIELD=VALUE", help="side A's Config fields (and threads=N, saves=false)")
+    p.add_argument("--b", nargs="+", default=[], metavar="FIELD=VALUE", help="side B's Config fields (and threads=N, saves=false)")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", help="Config fields of both sides, e.g. her=false")
     p.add_argument("--rounds", type=int, default=12, help="blocks per side (default: 12)")
     p.add_argument("--episodes", type=int, default=3, help="episodes per block (default: 3)")
@@ -50,6 +52,7 @@ def main() -> int:
     common = parse_fields(args.set)
     sides = {"A": parse_fields(args.a), "B": parse_fields(args.b)}
     threads = {name: int(fields.pop("threads", torch.get_num_threads())) for name, fields in sides.items()}
+    saves = {name: bool(fields.pop("saves", True)) for name, fields in sides.items()}
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fields in sides.items():
@@ -74,7 +77,9 @@ def main() -> int:
                 torch.set_num_threads(threads[name])
                 t0, s0 = time.perf_counter(), trainer.global_step
                 for _ in range(args.episodes):
-                    trainer._save(trainer._episode()[0])
+                    reward = trainer._episode()[0]
+                    if saves[name]:
+                        trainer._save(reward)
                 rates[name].append((trainer.global_step - s0) / (time.perf_counter() - t0))
         for trainer in trainers.values():
             trainer._finish_save()
@@ -85,7 +90,8 @@ def main() -> int:
     print(f"\n{args.rounds} rounds of {args.episodes} episodes per side; common: {common or 'defaults'}")
     print("| side | env steps/s (median of blocks) |\n| --- | --- |")
     for name in ("A", "B"):
-        fields = " ".join([*(f"{k}={v}" for k, v in sides[name].items()), f"threads={threads[name]}"])
+        fields = " ".join([*(f"{k}={v}" for k, v in sides[name].items()), f"threads={threads[name]}",
+                           *([] if saves[name] else ["saves=false"])])
         print(f"| {name}: {fields} | {statistics.median(rates[name]):.1f} |")
     print(f"| ratio B / A (median of rounds) | {statistics.median(ratios):.3f} |")
     return 0

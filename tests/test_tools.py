@@ -150,11 +150,11 @@ def test_bench_fields_and_loop_ab(tmp_path):
         "updates_every": 8, "her": False, "tau": 0.01, "env_id": "Pendulum-v1"}
     script = str(ROOT / "bench" / "loop_ab.py")
     common = ["--set", "learning_starts=50", "utd=1", "policy_delay=1", "her=false", "batch_size=32"]
-    out = subprocess.run([sys.executable, script, "--a", "updates_every=1", "--b", "updates_every=4", "threads=1",
+    out = subprocess.run([sys.executable, script, "--a", "updates_every=1", "--b", "updates_every=4", "threads=1", "saves=false",
                           *common, "--rounds", "2", "--episodes", "1"],
                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| A: updates_every=1 threads=" in out.stdout and "| B: updates_every=4 threads=1 |" in out.stdout
+    assert "| A: updates_every=1 threads=" in out.stdout and "| B: updates_every=4 threads=1 saves=false |" in out.stdout
     assert "| ratio B / A (median of rounds) |" in out.stdout
     bad = subprocess.run([sys.executable, script, "--a", "no_such_field=1"], cwd=tmp_path, env=cli_env(),
                          capture_output=True, text=True, timeout=300)
