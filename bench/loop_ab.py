@@ -52,7 +52,9 @@ def main() -> int:
     common = parse_fields(args.set)
     sides = {"A": parse_fields(args.a), "B": parse_fields(args.b)}
     threads = {name: int(fields.pop("threads", torch.get_num_threads())) for name, fields in sides.items()}
-    saves = {name: bool(fields.pop("saves", True)) for name, fields in sides.items()}
+    saves = {name: fields.pop("saves", True) for name, fields in sides.items()}
+    if not all(isinstance(v, bool) for v in saves.values()):
+        sys.exit(f"error: saves= takes true or false, got {saves}")
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fields in sides.items():
