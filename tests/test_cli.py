@@ -242,3 +242,24 @@ def test_help_explains_every_flag():
                  "--checkpoint-dir", "--log-dir", "--ckpt-every", "--save-every-steps", "--keep-last", "--lr",
                  "--gamma", "--tau", "--batch-size", "--buffer-size", "--learning-starts", "--hidden"):
         assert flag in out.stdout
+
+
+def test_device_line_says_compile_is_slower_at_a_policy_delay(tmp_path):
+    """--compile on a CPU at --policy-delay > 1 gives up the plain update's shared actor pass: the start-up line
+    says so (torch.compile compiles lazily, at the first update: building the trainer compiles nothing)."""
+    from sac.config import Config
+    from sac.training import Trainer, make_env, resolve_device
+
+    for delay, slower in ((4, True), (1, False)):
+        config = Config(compile=True, policy_delay=delay, checkpoint_dir=str(tmp_path / f"c{delay}"),
+                        log_dir=str(tmp_path / f"r{delay}"))
+        env = make_env(config.env_id)
+        trainer = Trainer(config, env, resolve_device("cpu"), None)
+        try:
+            line = trainer._device_line()
+            assert "the update through torch.compile" in line
+            assert ("slower than the plain update" in line) == slower, line
+        finally:
+            trainer.writer.close()
+            trainer.logger.close()
+            env.close()
