@@ -84,9 +84,7 @@ def main() -> int:
                         trainer._save(reward)
                 rates[name].append((trainer.global_step - s0) / (time.perf_counter() - t0))
         for trainer in trainers.values():
-            trainer._finish_save()
-            trainer.writer.close()
-            trainer.logger.close()
+            trainer.close()
             trainer.env.close()
     ratios = [b / a for a, b in zip(rates["A"], rates["B"], strict=True)]
     print(f"\n{args.rounds} rounds of {args.episodes} episodes per side; common: {common or 'defaults'}")

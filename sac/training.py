@@ -582,16 +582,21 @@ class Trainer:
                     bar.set_postfix(postfix, refresh=False)
             finally:
                 bar.close()
-                try:
-                    self._finish_save()
-                finally:
-                    self.writer.close()
-                    self.logger.close()
+                self.close()
             if stop.requested and self.last_path is not None:
                 print(f"Saved {self.last_path} at episode {self.episode}; resume with: python Train_Robot6.py --resume")
         return TrainResult(
             self.run_name, self.run_dir, self.log_dir, self.episode, self.global_step, self.last_path, stop.requested
         )
+
+    def close(self) -> None:
+        """Collect the save in flight (reporting it if it failed), then close the checkpoint writer and the logs.
+        ``run`` ends with it; the env stays open (its owner closes it)."""
+        try:
+            self._finish_save()
+        finally:
+            self.writer.close()
+            self.logger.close()
 
     def _episode(self) -> tuple[float, Any, float]:
         """Play one episode, updating after every step once learning has started; log it."""

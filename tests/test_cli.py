@@ -260,6 +260,5 @@ def test_device_line_says_compile_is_slower_at_a_policy_delay(tmp_path):
             assert "the update through torch.compile" in line
             assert ("slower than the plain update" in line) == slower, line
         finally:
-            trainer.writer.close()
-            trainer.logger.close()
+            trainer.close()
             env.close()
