@@ -8,6 +8,7 @@
 #   OUT=/tmp/gpu bash bench/gpu_check.sh                      # every step
 #   OUT=/tmp/gpu bash bench/gpu_check.sh tests_graph update_cuda  # the steps named
 #   OUT=/tmp/gpu bash bench/gpu_check.sh env tests speed_cuda_defaults_compile update_cuda_pd speed_cuda_defaults learn_cuda
+#   OUT=/tmp/gpu bash bench/gpu_check.sh env tests speed_cuda update_cuda speed_cpu speed_cuda_ours speed_cuda_defaults_compile speed_cuda_defaults suite
 #
 # Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists;
 # git-ignored). The lent H200s of this workplace have Python 3.12 and torch but no gymnasium, SB3 or
@@ -61,5 +62,8 @@ DEFAULTS="--extra utd=4 --extra policy_delay=4"
 step speed_cuda_defaults_compile 60 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS --extra compile=true
 step update_cuda_pd 90 $PY bench/update_speed.py --device cuda --repeats 3 --updates 500 --hidden 80 80 --batch-size 128 --policy-delay 4
 step speed_cuda_defaults 45 $PY bench/speed.py --device cuda $SIZES --repeats 1 --only ours $DEFAULTS --extra compile=false
+# The whole suite on the CUDA machine: every test's runs use --device auto, so CUDA (and its graph) there.
+# Eight pytest-xdist workers (in the image) share the one GPU; SB3 and wandb tests skip if those are missing.
+step suite 200 $PY -m pytest -q -p no:cacheprovider -n 8 -m "not slow" tests/
 step learn_cuda 90 $PY bench/learn.py --trainer ours --steps 3000 4000 5000 6000 --seeds 0 1 2 3 --jobs 4 --set device=cuda compile=true
 echo "=== done after $SECONDS s"

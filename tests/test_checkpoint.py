@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import random
 import threading
 import time
 
@@ -64,11 +65,12 @@ class Payload:
     "content, reason",
     [
         (b"", "empty or truncated"),
-        (os.urandom(4096), "unreadable"),
+        (random.Random(0).randbytes(4096), "unreadable"),  # the same bytes in every process (pytest-xdist)
         ("truncated", "truncated or corrupt"),
         ("list", "not a checkpoint"),
         ("missing", "missing keys"),
     ],
+    ids=["empty", "random-bytes", "truncated", "list", "missing"],
 )
 def test_bad_files_are_reported_with_path_and_reason(tmp_path, content, reason):
     path = tmp_path / "bad.pth"

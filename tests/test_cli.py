@@ -116,7 +116,10 @@ def test_changed_hyperparameter_is_reported_and_used(trained):
     result = run_cli("--resume", "--episodes", "5", "--lr", "0.0005", cwd=trained)
     assert result.returncode == 0, result.stderr
     assert "--lr 0.0005 differs from the checkpoint's 0.001: using 0.0005" in result.stdout
-    assert "[DEVICE] cpu" in result.stdout and "the plain update (--compile: torch.compile" in result.stdout
+    if torch.cuda.is_available():  # --device auto: CUDA, and its graph, where there is one
+        assert "[DEVICE] cuda" in result.stdout and "the update replays as one CUDA graph" in result.stdout
+    else:
+        assert "[DEVICE] cpu" in result.stdout and "the plain update (--compile: torch.compile" in result.stdout
     (run_dir,) = runs(trained / "checkpoints")
     state = ckpt.load_checkpoint(run_dir / "latest.pth")
     assert state["meta"]["config"]["lr"] == 0.0005 and state["meta"]["config"]["hidden"] == [32, 32]
