@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--episodes must be positive, got {args.episodes}")
         if args.video is not None and args.video.suffix.lower() not in (".mp4", ".gif"):
             raise ConfigError(f"--video {args.video}: the file name must end in .mp4 or .gif")
+        if args.video is not None and args.video.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+            # Without it imageio picks another writer for .mp4 and fails after the episodes have run.
+            raise ConfigError(f"--video {args.video}: writing .mp4 needs the imageio-ffmpeg package "
+                              "(pip install -r requirements.txt); or record a .gif")
         if args.video is not None and args.gui:
             raise ConfigError("--video and --gui cannot be combined: choose one")
         if args.gui:
@@ -144,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             env.close()
         if args.video:
-            write_video(args.video, frames, fps)
+            try:
+                write_video(args.video, frames, fps)
+            except OSError as e:
+                raise ConfigError(f"--video {args.video}: could not write the video ({e})") from e
     except Robot6Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

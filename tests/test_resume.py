@@ -127,7 +127,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
     result = run_cli("--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     # The update the user was told about, the same after the resume (the choice persists in the checkpoint).
-    graph = "--device" in options and "--no-compile" not in options
+    on_cuda = "--device" in options or torch.cuda.is_available()  # --device auto picks CUDA where there is one
+    graph = on_cuda and "--no-compile" not in options
     for printed in (out, result.stdout):
         assert ("replays as one CUDA graph" in printed) == graph, printed[:300]
     assert f"episode {stopped_at}," in result.stdout

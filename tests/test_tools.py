@@ -48,6 +48,12 @@ def test_evaluate_without_display_and_bad_input(run, monkeypatch, capsys):
     assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--gui"]) == 2
     assert "--gui needs a display" in capsys.readouterr().err
     assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "x.avi"]) == 2
+    assert "must end in .mp4 or .gif" in capsys.readouterr().err
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "/no/such/folder/x.gif", "--episodes", "1"]) == 2
+    assert "could not write the video" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if not installed: imageio would pick a TIFF writer
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "x.mp4"]) == 2
+    assert "writing .mp4 needs the imageio-ffmpeg package" in capsys.readouterr().err
     assert evaluate.main(["missing.pth"]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
 
