@@ -13,9 +13,10 @@
 # Packages missing on the machine can come along in .gpu/site (put first on PYTHONPATH when it exists;
 # git-ignored). The lent H200s of this workplace have Python 3.12 and torch but no gymnasium, SB3 or
 # pybullet, and pybullet 3.2.7 has no wheel for Python 3.12; this filled .gpu/site (17 MB) on the 2-core
-# machine, where a Python 3.12 exists (pyenv):
-#   python3.12 -m venv /tmp/v && /tmp/v/bin/pip install setuptools wheel
-#   /tmp/v/bin/pip wheel --no-deps --no-build-isolation -w /tmp/pb pybullet==3.2.7    # a few minutes
+# machine, where a Python 3.12 exists (pyenv; call it by its path, the `python3.12` shim refuses while 3.11 is
+# the global version):
+#   /root/.pyenv/versions/3.12.1/bin/python3.12 -m venv /tmp/v && /tmp/v/bin/pip install setuptools wheel
+#   /tmp/v/bin/pip wheel --no-deps --no-build-isolation -w /tmp/pb pybullet==3.2.7    # ~10 minutes on 2 cores
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 -d /tmp/wh \
 #       gymnasium==1.4.0 farama-notifications==0.0.6 stable-baselines3==2.9.2
 #   mkdir -p .gpu/site && cd .gpu/site && for w in /tmp/wh/*.whl; do unzip -q $w; done
