@@ -112,6 +112,25 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
                 writer.append_data(frame)
 
 
+def check_video_path(path: Path) -> None:
+    """Refuse a video path that cannot be written, before any episode runs (``ConfigError``).
+
+    imageio fails late and noisily there (after the episodes, and again when its writer is collected), so the
+    file is opened for appending once here (and removed again if it was not there before).
+    """
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"--video {path}: the folder {path.parent} does not exist")
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--video {path}: cannot write there ({e.strerror or e})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sac.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path, help="a .pth file: latest.pth, best.pth or any ckpt_*.pth")
@@ -130,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             # Without it imageio picks another writer for .mp4 and fails after the episodes have run.
             raise ConfigError(f"--video {args.video}: writing .mp4 needs the imageio-ffmpeg package "
                               "(pip install -r requirements.txt); or record a .gif")
+        if args.video is not None:
+            check_video_path(args.video)
         if args.video is not None and args.gui:
             raise ConfigError("--video and --gui cannot be combined: choose one")
         if args.gui:

@@ -42,15 +42,18 @@ def test_evaluate_prints_metrics_and_records_a_video_headless(run, tmp_path, suf
     assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 0.5  # the arm moved
 
 
-def test_evaluate_without_display_and_bad_input(run, monkeypatch, capsys):
+def test_evaluate_without_display_and_bad_input(run, monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--gui"]) == 2
     assert "--gui needs a display" in capsys.readouterr().err
     assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "x.avi"]) == 2
     assert "must end in .mp4 or .gif" in capsys.readouterr().err
-    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "/no/such/folder/x.gif", "--episodes", "1"]) == 2
-    assert "could not write the video" in capsys.readouterr().err
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "/no/such/folder/x.gif"]) == 2
+    assert "the folder /no/such/folder does not exist" in capsys.readouterr().err  # said before the episodes run
+    (tmp_path / "taken.gif").mkdir()  # a folder where the video should go
+    assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", str(tmp_path / "taken.gif")]) == 2
+    assert "cannot write there (Is a directory)" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if not installed: imageio would pick a TIFF writer
     assert evaluate.main([str(ckpt_dir(run) / "latest.pth"), "--video", "x.mp4"]) == 2
     assert "writing .mp4 needs the imageio-ffmpeg package" in capsys.readouterr().err
