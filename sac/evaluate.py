@@ -113,12 +113,20 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
 
 
 def check_video_path(path: Path) -> None:
-    """Refuse a video path that cannot be written, before any episode runs (``ConfigError``).
+    """Refuse a ``--video`` path that ``write_video`` could not write, before any episode runs (``ConfigError``):
+    a suffix other than .mp4 or .gif, .mp4 without imageio-ffmpeg, a missing folder, a path that cannot be
+    opened for writing.
 
     imageio fails late and noisily there (after the episodes, and again when its writer is collected), so the
     file is opened for appending once here (and removed again if it was not there before).
     """
     path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".gif"):
+        raise ConfigError(f"--video {path}: the file name must end in .mp4 or .gif")
+    if path.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        # Without it imageio picks another writer for .mp4 (its TIFF writer) and fails.
+        raise ConfigError(f"--video {path}: writing .mp4 needs the imageio-ffmpeg package "
+                          "(pip install -r requirements.txt); or record a .gif")
     if not path.resolve().parent.is_dir():
         raise ConfigError(f"--video {path}: the folder {path.parent} does not exist")
     existed = path.exists()
@@ -143,12 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes <= 0:
             raise ConfigError(f"--episodes must be positive, got {args.episodes}")
-        if args.video is not None and args.video.suffix.lower() not in (".mp4", ".gif"):
-            raise ConfigError(f"--video {args.video}: the file name must end in .mp4 or .gif")
-        if args.video is not None and args.video.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
-            # Without it imageio picks another writer for .mp4 and fails after the episodes have run.
-            raise ConfigError(f"--video {args.video}: writing .mp4 needs the imageio-ffmpeg package "
-                              "(pip install -r requirements.txt); or record a .gif")
         if args.video is not None:
             check_video_path(args.video)
         if args.video is not None and args.gui:
