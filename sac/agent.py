@@ -53,6 +53,7 @@ class FusedAdam:
     def __init__(self, optimizers: list[torch.optim.Adam]):
         self.optimizers = optimizers
         self.params = [p for opt in optimizers for p in opt.param_groups[0]["params"]]
+        self._one: torch.Tensor | None = None
         self._lists: tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def reset(self) -> None:
@@ -77,13 +78,14 @@ class FusedAdam:
                     return
                 counter = torch.stack([state["step"] for state in states])
                 steps = list(counter.unbind())
+                self._one = torch.ones((), dtype=counter.dtype, device=counter.device)
             for state, step in zip(states, steps, strict=True):
                 state["step"] = step
             lists = self._lists = (
                 counter, [state["exp_avg"] for state in states], [state["exp_avg_sq"] for state in states], steps
             )
         counter, exp_avgs, exp_avg_sqs, steps = lists
-        counter.add_(1)
+        counter.add_(self._one)  # a 0-d tensor: a Python 1 would be wrapped in a new tensor on every call
         group = self.optimizers[0].param_groups[0]
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
@@ -119,6 +121,7 @@ class SAC:
         self.policy_delay = int(policy_delay)
         self.critic_updates = 0
         self.target_entropy = -float(act_dim)
+        self._consts: dict[tuple[float, tuple[int, ...]], torch.Tensor] = {}
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -271,6 +274,17 @@ class SAC:
             if self._graph is not None:
                 self._graph.reset()  # the captured graph reads the old stack
 
+    def _const(self, value: float, shape: tuple[int, ...] = ()) -> torch.Tensor:
+        """``value`` as a float32 tensor on the agent's device (broadcast to ``shape``), made once: an ATen call
+        given a Python float wraps it in a new tensor first, about 2 us a call on a CPU, a few percent of an
+        update at 80x80. The same values as the float (an op on float32 tensors casts a float scalar to float32)."""
+        key = (value, shape)
+        t = self._consts.get(key)
+        if t is None:
+            with torch.inference_mode(False):  # an ordinary tensor, which eager and graph-captured updates share
+                t = self._consts[key] = torch.tensor(value, dtype=torch.float32, device=self.device).expand(shape)
+        return t
+
     def _count_update(self) -> bool:
         """Count one more update; whether it also steps the actor and the temperature (every
         ``policy_delay``-th one)."""
@@ -296,10 +310,11 @@ class SAC:
         out, inputs = self.critic.forward_traced(torch.stack([x] * n + [next_x] * n), self._joined)
         q, next_q, inputs = out[:n], out[n:], [t[:n] for t in inputs]
         soft_value = torch.addcmul(next_q.amin(0).squeeze(-1), alpha, next_logp, value=-1.0)  # min Q - alpha logp
-        discount = batch.terminated.mul(-self.gamma).add_(self.gamma)  # gamma (1 - terminated)
+        gamma = self._const(self.gamma)
+        discount = torch.addcmul(gamma, batch.terminated, gamma, value=-1.0)  # gamma (1 - terminated)
         target = torch.addcmul(batch.rew, discount, soft_value)
         error = q - target.unsqueeze(-1)  # (2, B, 1)
-        grads, _ = self.critic.backward(inputs, error * (2.0 / B))
+        grads, _ = self.critic.backward(inputs, error * self._const(2.0 / B))
         self._critic_adam_step(grads)
         # Polyak-averaged targets, from the critics just stepped (the actor's part below reads only the
         # online critics).
@@ -314,12 +329,12 @@ class SAC:
         action, logp, trace = policy[2], policy[3], policy[4]
         q_pi, inputs = self.critic.forward_traced(torch.cat([batch.obs, action], -1))
         # min(dim) returns the first index on a tie (and is faster than argmin on a CPU).
-        d_q = torch.zeros_like(q_pi).scatter_(0, q_pi.min(0, keepdim=True).indices, -1.0 / B)
+        d_q = torch.zeros_like(q_pi).scatter_(0, q_pi.min(0, keepdim=True).indices, self._const(-1.0 / B, (1, B, 1)))
         _, d_action = self.critic.backward(inputs, d_q, weights=False, input_from=obs_dim)
-        grads = self.actor.backward(trace, d_action, alpha / B)
+        grads = self.actor.backward(trace, d_action, torch.div(alpha, self._const(float(B))))
 
         # Temperature (eq. 18) on log(alpha): d/dlog_alpha of -mean(log_alpha * (logp + target_entropy)).
-        alpha_grad = torch.rsub(logp.mean(), -self.target_entropy)  # -(mean(logp) + target_entropy)
+        alpha_grad = torch.sub(self._const(-self.target_entropy), logp.mean())  # -(mean(logp) + target_entropy)
         self._actor_adam_step([*grads, alpha_grad])
         return {**metrics, "q_pi": q_pi, "logp": logp, "alpha_grad": alpha_grad}
 

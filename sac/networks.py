@@ -55,6 +55,9 @@ class Actor(nn.Module):
         self._all_linears: list[nn.Linear] = [*self._linears, self.mu, self.log_std]  # what the caches below hold
         self._numpy_cache: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._transposed_cache: list[torch.Tensor] | None = None
+        # The log-probability's constant terms, -act_dim (log(2 pi)/2 + 2 log 2), as a 0-d tensor: an ATen call
+        # given a Python float wraps it in a new tensor first, ~2 us a call on a CPU. Not in the state_dict.
+        self.register_buffer("_logp_offset", torch.tensor(-act_dim * (_HALF_LOG_2PI + 2.0 * _LOG_2)), persistent=False)
 
     def act_numpy(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """``forward`` for one observation of an actor on a CPU, in numpy: (obs_dim,) -> action (act_dim,)
@@ -144,7 +147,7 @@ class Actor(nn.Module):
         action = torch.tanh(u)
         # softplus with beta=-2 is -softplus(-2u)/2 (its linear branch, for u < -10, returns u = -(-2u)/2 too).
         terms = torch.sub(u, F.softplus(u, beta=-2.0), alpha=2.0).sub_(torch.addcmul(log_std, eps, eps, value=0.5), alpha=0.5)
-        logp = terms.sum(-1).mul_(2.0).sub_(eps.shape[-1] * (_HALF_LOG_2PI + 2.0 * _LOG_2))
+        logp = torch.add(self._logp_offset, terms.sum(-1), alpha=2.0)  # 2 sum - act_dim (log(2 pi)/2 + 2 log 2)
         return action, logp, ActorTrace(inputs, raw_log_std, std_eps, action)
 
     def backward(self, trace: ActorTrace, d_action: torch.Tensor, d_logp: float | torch.Tensor) -> list[torch.Tensor]:
@@ -158,7 +161,7 @@ class Actor(nn.Module):
         """
         a = trace.action
         du = torch.addcmul(d_action, d_action, a * a, value=-1.0)  # d_action * (1 - a^2)
-        du = du.add_(a, alpha=2.0 * d_logp) if isinstance(d_logp, float) else du.addcmul_(a, 2.0 * d_logp)
+        du = du.add_(a, alpha=2.0 * d_logp) if isinstance(d_logp, float) else du.addcmul_(a, d_logp, value=2.0)
         raw = trace.raw_log_std
         d_log_std = _hardtanh_backward((du * trace.std_eps).sub_(d_logp), raw, LOG_STD_MIN, LOG_STD_MAX)
         h = trace.inputs[-1]
