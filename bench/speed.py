@@ -8,11 +8,22 @@ others; the same buffer size, learning rate, gamma, tau and initial entropy coef
 included for ours (our real training loop, a checkpoint every episode). Repeats alternate ours/SB3 so that
 machine noise hits both; the table gives medians and the median of the per-pair ratios.
 
+``--in-process`` measures both in one process instead, which this shared machine needs for a ratio it can
+repeat: separate runs seconds apart move by 15-30%, so the pairs' ratios spread by a third (3.0x-4.5x in one
+run). Both trainers are built, each trains past ``--learning-starts``, and then they take turns, ``--rounds``
+times, the order swapped every round: a block of ``--block-episodes`` episodes of ours (its checkpoints
+included: the block waits for the writer thread's last files), then as many env steps of SB3's
+(``model.learn(..., reset_num_timesteps=False)``, timed from its training start to its training end). The
+figure is the median of the per-round ratios. Garbage is collected between blocks, untimed, so that neither
+side pays for the other's; SB3 shares our process settings (denormals flushed, freed memory kept), which
+can only make it faster than in its own process.
+
     pip install -r requirements-bench.txt
     python bench/speed.py                              # Robot6Reach-v0, 3 pairs
     python bench/speed.py --env Pendulum-v1 --repeats 5 --threads 1
     python bench/speed.py --extra=--updates-every=8    # flags passed to our trainer only
     python bench/speed.py --hidden 80 80 --batch-size 128     # our default sizes
+    python bench/speed.py --hidden 80 80 --batch-size 128 --extra updates_every=8 --in-process --rounds 20
 """
 
 from __future__ import annotations
@@ -39,20 +50,11 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(args: argparse.Namespace) -> dict:
-    from sac.config import Config
     from sac.logger import read_csv_rows
     from sac.training import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        total = args.learning_starts + args.steps
-        extra = json.loads(args.extra_json) if args.extra_json else {}
-        config = Config(**{
-            "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
-            "gamma": args.gamma, "tau": args.tau, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
-            "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
-            "utd": 1, "policy_delay": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
-        })
-        result = train(config)
+        result = train(ours_config(args, tmp, args.learning_starts + args.steps))
         rows = read_csv_rows(result.log_dir / "training.csv")
     # From the end of the first episode that started learning to the last episode end.
     learning = [r for r in rows if int(r["global_step"]) - int(r["episode_length"]) >= args.learning_starts]
@@ -63,10 +65,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 
 
 def run_sb3(args: argparse.Namespace) -> dict:
-    from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
-
-    from sac.training import make_env
 
     class Clock(BaseCallback):
         def __init__(self) -> None:
@@ -79,17 +78,116 @@ def run_sb3(args: argparse.Namespace) -> dict:
             self.t1 = (time.perf_counter(), self.num_timesteps)
             return True
 
+    from sac.training import make_env
+
     env = make_env(args.env)
     episode_length = env.spec.max_episode_steps or 1
-    model = SAC(
-        "MlpPolicy", env, learning_rate=args.lr, buffer_size=args.buffer_size, learning_starts=args.learning_starts,
-        batch_size=args.batch_size, gamma=args.gamma, tau=args.tau, ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1,
-        policy_kwargs={"net_arch": args.hidden}, seed=args.seed, device=args.device, verbose=0,
-    )
+    model = make_sb3(args, env)
     clock = Clock()
     model.learn(total_timesteps=args.learning_starts + args.steps, callback=clock)
     (t0, s0), (t1, s1) = clock.t0, clock.t1
     return {"sps": (s1 - s0) / (t1 - t0), "rss_mb": peak_rss_mb()}
+
+
+def ours_config(args: argparse.Namespace, tmp: str, total: int):
+    """Our Config for these settings (one update per step, the extra fields on top), writing under ``tmp``."""
+    from sac.config import Config
+
+    extra = json.loads(args.extra_json) if args.extra_json else {}
+    return Config(**{
+        "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
+        "gamma": args.gamma, "tau": args.tau, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
+        "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
+        "utd": 1, "policy_delay": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
+    })
+
+
+def make_sb3(args: argparse.Namespace, env):
+    """SB3's SAC on ``env`` with the same settings as ``ours_config``."""
+    from stable_baselines3 import SAC
+
+    return SAC(
+        "MlpPolicy", env, learning_rate=args.lr, buffer_size=args.buffer_size,
+        learning_starts=args.learning_starts, batch_size=args.batch_size, gamma=args.gamma, tau=args.tau,
+        ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": args.hidden},
+        seed=args.seed, device=args.device, verbose=0,
+    )
+
+
+def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """``--in-process``: (ours, SB3) env steps/s of each round, both trainers in this process, taking turns."""
+    import gc
+
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from sac.errors import ConfigError
+    from sac.training import Trainer, flush_denormals, keep_freed_memory, make_env, resolve_device
+
+    class Clock(BaseCallback):
+        """Time from the start of training to its end inside one ``learn`` call (its set-up excluded)."""
+
+        def _on_training_start(self) -> None:
+            self.t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_training_end(self) -> None:
+            self.t1 = time.perf_counter()
+
+    keep_freed_memory()
+    flush_denormals()
+    torch.set_num_threads(args.threads)
+    rounds: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            config = ours_config(args, tmp, 10**9)
+            config.validate()
+        except (TypeError, ConfigError) as e:  # TypeError: an --extra that is not a Config field
+            sys.exit(f"error: --extra: {e}")
+        trainer = Trainer(config, make_env(config.env_id), resolve_device(config.device), None)
+        try:
+            model = make_sb3(args, make_env(args.env))
+            # Both past learning_starts and one learning episode, so that every block below learns.
+            while True:
+                start = trainer.global_step
+                trainer._save(trainer._episode()[0])
+                if start >= args.learning_starts:
+                    break
+            trainer._finish_save()
+            warm_up = trainer.global_step
+            model.learn(total_timesteps=warm_up, progress_bar=False)
+            print(f"both trainers warmed up to step {warm_up}; {args.rounds} rounds of {args.block_episodes} "
+                  f"episodes each", flush=True)
+            for r in range(args.rounds):
+                rates = {}
+                for side in ("ours", "sb3") if r % 2 == 0 else ("sb3", "ours"):
+                    gc.collect()
+                    if side == "ours":
+                        t0, s0 = time.perf_counter(), trainer.global_step
+                        for _ in range(args.block_episodes):
+                            trainer._save(trainer._episode()[0])
+                        trainer._finish_save()  # its files written: the block pays for all of its checkpoints
+                        steps, seconds = trainer.global_step - s0, time.perf_counter() - t0
+                    else:
+                        clock, s0 = Clock(), model.num_timesteps
+                        model.learn(total_timesteps=steps_per_block(args, trainer), callback=clock,
+                                    reset_num_timesteps=False, progress_bar=False)
+                        steps, seconds = model.num_timesteps - s0, clock.t1 - clock.t0
+                    rates[side] = steps / seconds
+                rounds.append((rates["ours"], rates["sb3"]))
+                print(f"round {r}: ours {rates['ours']:7.1f}, sb3 {rates['sb3']:7.1f} steps/s, "
+                      f"ratio {rates['ours'] / rates['sb3']:.2f}", flush=True)
+        finally:
+            trainer.close()
+            trainer.env.close()
+    return rounds
+
+
+def steps_per_block(args: argparse.Namespace, trainer) -> int:
+    """SB3's block: as many env steps as ours takes in ``--block-episodes`` episodes."""
+    return args.block_episodes * max(trainer.last_ep_len, 1)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -118,6 +216,11 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra", action="append", default=[], help="Config field=value for ours only, e.g. --extra updates_every=8")
     p.add_argument("--only", choices=("ours", "sb3"), default=None, help="measure one side only")
+    p.add_argument("--in-process", action="store_true",
+                   help="both trainers in this process, taking turns in blocks (see above); --rounds, --block-episodes")
+    p.add_argument("--rounds", type=int, default=20, help="--in-process: blocks per side (default: 20)")
+    p.add_argument("--block-episodes", type=int, default=3,
+                   help="--in-process: episodes of ours per block, and as many env steps of SB3's (default: 3)")
     p.add_argument("--worker", choices=("ours", "sb3"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--extra-json", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -126,6 +229,27 @@ def main() -> int:
         return 0
 
     extra = parse_fields(args.extra)
+    extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "utd=1 policy_delay=1, the defaults otherwise"
+    if args.in_process:
+        if args.only:
+            sys.exit("error: --in-process measures both trainers; drop --only")
+        if args.rounds < 1 or args.block_episodes < 1:
+            sys.exit("error: --rounds and --block-episodes must be at least 1")
+        args.extra_json = json.dumps(extra)
+        rounds = in_process(args)
+        print(f"\n{args.env}, one process, {args.rounds} rounds of {args.block_episodes} episodes per side after "
+              f"{args.learning_starts} random steps, {'x'.join(map(str, args.hidden))}, batch {args.batch_size}, "
+              f"1 update per step{' (ours: see below)' if 'utd' in extra else ''}, {args.threads} torch threads, "
+              f"device {args.device}; ours: {extra_text}; medians of the rounds")
+        print("| trainer | env steps/s |\n| --- | --- |")
+        print(f"| Robot6 SAC (ours) | {statistics.median(o for o, _ in rounds):.1f} |")
+        print(f"| Stable-Baselines3 2.9.2 | {statistics.median(b for _, b in rounds):.1f} |")
+        ratios = sorted(o / b for o, b in rounds)
+        print(f"| ratio ours / SB3 (median of rounds) | {statistics.median(ratios):.2f}x |")
+        print(f"rounds' ratios from {ratios[0]:.2f}x to {ratios[-1]:.2f}x, middle half "
+              f"{ratios[len(ratios) // 4]:.2f}x-{ratios[(3 * len(ratios)) // 4 - (len(ratios) % 4 == 0)]:.2f}x; "
+              f"peak RSS of the process (both trainers) {peak_rss_mb():.0f} MB")
+        return 0
     sides = [args.only] if args.only else ["ours", "sb3"]
     results: dict[str, list[dict]] = {s: [] for s in sides}
     base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
@@ -145,7 +269,6 @@ def main() -> int:
             results[side].append(r)
             print(f"repeat {i}: {side:4s} {r['sps']:7.1f} steps/s, peak RSS {r['rss_mb']:.0f} MB", flush=True)
 
-    extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "utd=1 policy_delay=1, the defaults otherwise"
     print(f"\n{args.env}, {args.steps} learning steps after {args.learning_starts} random ones, {'x'.join(map(str, args.hidden))}, batch {args.batch_size}, "
           f"1 update per step{' (ours: see below)' if 'utd' in extra else ''}, {args.threads} torch threads, device {args.device}; ours: {extra_text}; medians of {args.repeats}")
     print("| trainer | env steps/s | peak RSS (MB) |")

@@ -168,3 +168,25 @@ def test_bench_fields_and_loop_ab(tmp_path):
     bad = subprocess.run([sys.executable, script, "--a", "no_such_field=1"], cwd=tmp_path, env=cli_env(),
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "error: side A" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_speed_in_process(tmp_path):
+    """bench/speed.py --in-process (ours and SB3 in one process, taking turns in blocks) reports both sides'
+    steps/s and the median ratio of the rounds; a bad combination is a one-line error, not a traceback."""
+    pytest.importorskip("stable_baselines3", reason="a benchmark dependency: pip install -r requirements-bench.txt")
+    script = str(ROOT / "bench" / "speed.py")
+    small = ["--hidden", "16", "16", "--batch-size", "32", "--learning-starts", "60", "--buffer-size", "10000",
+             "--threads", "1", "--extra", "her=false"]
+    out = subprocess.run([sys.executable, script, *small, "--in-process", "--rounds", "2", "--block-episodes", "1",
+                          "--extra", "updates_every=4"],
+                         cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "both trainers warmed up to step" in out.stdout and out.stdout.count("round ") >= 2
+    for row in ("| Robot6 SAC (ours) |", "| Stable-Baselines3 2.9.2 |", "| ratio ours / SB3 (median of rounds) |"):
+        assert row in out.stdout, out.stdout
+    assert "ours: her=False updates_every=4" in out.stdout
+    for bad, message in ((["--only", "ours"], "drop --only"), (["--rounds", "0"], "at least 1"),
+                         (["--extra", "no_such_field=1"], "error:")):
+        result = subprocess.run([sys.executable, script, *small, "--in-process", *bad], cwd=tmp_path, env=cli_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
