@@ -141,8 +141,11 @@ def new_run_name(*parents: Path) -> str:
 def capture_rng(env: gym.Env, replay: ReplayBuffer, device: torch.device) -> dict[str, Any]:
     """Every random generator the run draws from, as plain data and tensors (loadable with weights_only)."""
     np_state = np.random.get_state()
+    version, keys, gauss_next = random.getstate()
     return {
-        "python": random.getstate(),
+        # The Mersenne Twister's 625 ints as one tensor: pickled one by one they were a quarter of the objects
+        # torch.save handles per checkpoint (about 0.4 ms of every save).
+        "python": [version, torch.tensor(keys, dtype=torch.int64), gauss_next],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
@@ -154,7 +157,8 @@ def capture_rng(env: gym.Env, replay: ReplayBuffer, device: torch.device) -> dic
 
 def restore_rng(state: dict[str, Any], env: gym.Env, replay: ReplayBuffer, device: torch.device) -> None:
     """Inverse of ``capture_rng``."""
-    random.setstate(_as_tuple(state["python"]))
+    version, keys, gauss_next = state["python"]  # keys: a tensor, or in older checkpoints a tuple of ints
+    random.setstate((version, tuple(keys.tolist() if isinstance(keys, torch.Tensor) else keys), gauss_next))
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
@@ -163,10 +167,6 @@ def restore_rng(state: dict[str, Any], env: gym.Env, replay: ReplayBuffer, devic
     env.unwrapped.np_random.bit_generator.state = state["env"]
     env.action_space.np_random.bit_generator.state = state["action_space"]
     replay.rng.bit_generator.state = state["replay"]
-
-
-def _as_tuple(x: Any) -> Any:
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 def lock_run_dir(run_dir: Path) -> Any:

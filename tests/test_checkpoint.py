@@ -163,3 +163,34 @@ def test_background_writer_runs_jobs_in_order_and_reports_their_errors(tmp_path)
     error = writer.wait()
     assert isinstance(error, OSError) and error.errno == 28
     assert writer.close() is None
+
+
+def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
+    """Every generator a run draws from comes back from a weights_only checkpoint and draws the same numbers;
+    the Python generator's state is saved as one tensor, and an older checkpoint's tuple of ints still loads."""
+    import numpy as np
+
+    from sac.replay import ReplayBuffer
+    from sac.training import capture_rng, make_env, restore_rng
+
+    env, replay = make_env("Robot6Reach-v0"), ReplayBuffer(100, 18, 6, seed=1)
+    try:
+        env.reset(seed=5)
+        random.seed(7), np.random.seed(8), torch.manual_seed(9)
+
+        def draws():
+            return (random.random(), float(np.random.rand()), float(torch.rand(1)), float(env.unwrapped.np_random.random()),
+                    float(env.action_space.sample()[0]), float(replay.rng.random()))
+
+        state = capture_rng(env, replay, torch.device("cpu"))
+        assert isinstance(state["python"][1], torch.Tensor) and state["python"][1].shape == (625,)
+        torch.save({"rng": state}, tmp_path / "rng.pth")
+        expected = draws()
+        loaded = torch.load(tmp_path / "rng.pth", weights_only=True)["rng"]
+        restore_rng(loaded, env, replay, torch.device("cpu"))
+        assert draws() == expected
+        old = {**loaded, "python": (3, tuple(loaded["python"][1].tolist()), None)}  # the format before the tensor
+        restore_rng(old, env, replay, torch.device("cpu"))
+        assert draws() == expected
+    finally:
+        env.close()
