@@ -9,6 +9,7 @@ import torch
 
 from conftest import ROOT
 from sac.agent import SAC, FusedAdam, make_adam
+from sac.networks import views_like
 from sac.replay import Batch
 
 
@@ -54,9 +55,10 @@ def test_target_is_polyak_average():
 
 
 def test_a_deep_copy_of_an_agent_updates_on_its_own():
-    """The critics and their targets share one stack of layers (one batched pass per update); a deep copy
-    gets new storage, which its first update joins again: the copy then trains exactly as the original
-    would, and the original does not move."""
+    """The critics and their targets share one stack of layers (one batched pass per update), the actor's
+    parameters one flat tensor (one Adam kernel over it); a deep copy gets new storage, which its first update
+    joins and flattens again: the copy then trains exactly as the original would, and the original does not
+    move."""
     agent = make_agent()
     agent.update(fixed_batch(seed=1))
     clone = copy.deepcopy(agent)
@@ -73,7 +75,7 @@ def test_a_deep_copy_of_an_agent_updates_on_its_own():
         for k in a:
             assert torch.equal(a[k], b[k]), k
     s_agent, s_clone = snapshot(agent), snapshot(clone)
-    for key in ("q1", "q2", "q1_target", "q2_target"):
+    for key in ("policy", "q1", "q2", "q1_target", "q2_target"):
         for name in s_agent[key]:
             assert torch.equal(s_agent[key][name], s_clone[key][name]), f"{key}.{name}"
 
@@ -228,16 +230,23 @@ def test_act_returns_bounded_numpy_action():
     assert (agent.act(torch.zeros(6).numpy(), deterministic=True) == agent.act(torch.zeros(6).numpy(), deterministic=True)).all()
 
 
-def test_fused_adam_equals_the_optimizers_own_steps(tmp_path):
+@pytest.mark.parametrize("flat", [False, True], ids=["per-parameter", "flat"])
+def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat):
     """FusedAdam (one _fused_adam_ call, the step counts as views of one tensor) gives the parameters and the
     state that optimizer.step() gives, also across a state_dict round trip through a file (then reset())
-    and with optimizer.step() called between its own steps."""
+    and with optimizer.step() called between its own steps; also when one optimizer's parameters are views
+    of one flat tensor stepped as one (as the agent's actor), its gradient passed flat."""
     torch.manual_seed(0)
     ref = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True), torch.randn((), requires_grad=True)]
     ours = [p.detach().clone().requires_grad_(True) for p in ref]
+    flats = [None, None]
+    if flat:
+        flats[0] = torch.cat([p.detach().reshape(-1) for p in ours[:2]])
+        for p, view in zip(ours[:2], views_like(flats[0], ours[:2]), strict=True):
+            p.data = view
     ref_opts = [make_adam(ref[:2], 1e-2), make_adam(ref[2:], 1e-2)]
     our_opts = [make_adam(ours[:2], 1e-2), make_adam(ours[2:], 1e-2)]
-    fused = FusedAdam(our_opts)
+    fused = FusedAdam(our_opts, flats=flats)
 
     def step(k, plain=False):
         grads = [torch.randn(p.shape, generator=torch.Generator().manual_seed(10 * k + i)) for i, p in enumerate(ref)]
@@ -251,6 +260,8 @@ def test_fused_adam_equals_the_optimizers_own_steps(tmp_path):
             for opt in our_opts:
                 opt.step()
         else:
+            if flat:
+                grads = [torch.cat([g.reshape(-1) for g in grads[:2]]), grads[2]]
             with torch.inference_mode():  # as the agent's updates run
                 fused.step(grads)
 
@@ -276,6 +287,8 @@ def test_fused_adam_equals_the_optimizers_own_steps(tmp_path):
         step(k)
     check()
     assert float(our_opts[0].state[ours[0]]["step"]) == 9.0
+    if flat:  # the parameters stayed views of the flat tensor, which the kernel stepped
+        assert ours[0].data_ptr() == flats[0].data_ptr() and torch.equal(flats[0][:15], ours[0].detach().reshape(-1))
 
 
 def test_act_on_a_cpu_is_the_actor_forward_and_follows_updates_and_loads():
