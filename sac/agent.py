@@ -319,8 +319,10 @@ class SAC:
 
     def _flatten_actor(self) -> None:
         """The actor's parameters as views of one tensor (``Actor.flatten_parameters``), and a gradient buffer of
-        the same layout, which ``Actor.backward`` writes: one Adam step over the actor costs 0.4 of one over its
-        nine parameters (the moments are flattened alike by ``FusedAdam``); the same results bit for bit."""
+        the same layout, which ``Actor.backward`` writes: one Adam kernel call over the flat tensor costs about a
+        third of one over the eight parameters (the moments are flattened alike by ``FusedAdam``); 0.978 of the
+        update's time at 80x80 / batch 128. The same Adam to float rounding:
+        the kernel rounds a tensor's tail elements (its scalar loop) differently from the rest."""
         self._actor_flat = self.actor.flatten_parameters()
         self._actor_grad = torch.zeros_like(self._actor_flat)
 
