@@ -503,15 +503,20 @@ class CudaGraphUpdate:
         # One graph per kind of update: with the actor's step (True) and, with policy_delay > 1, without (False).
         self.graphs: dict[bool, tuple[torch.cuda.CUDAGraph, Batch, dict[str, torch.Tensor]]] = {}
         self.warmup_left = {True: self.WARMUP, False: self.WARMUP}
+        self.warm_shapes: dict[bool, tuple[torch.Size, ...]] = {}  # the batch shapes of each kind's last warm-up
 
     def __call__(self, batch: Batch, actor: bool = True) -> dict[str, torch.Tensor]:
         agent, stream = self.agent, torch.cuda.current_stream(self.agent.device)
         captured = self.graphs.get(actor)
-        if captured is not None and tuple(t.shape for t in batch) != tuple(t.shape for t in captured[1]):
+        shapes = tuple(t.shape for t in batch)
+        if captured is not None and shapes != tuple(t.shape for t in captured[1]):
             self.reset()  # another batch size: capture again
             captured = None
-        if self.warmup_left[actor] > 0:
-            self.warmup_left[actor] -= 1
+        # A capture follows a warm-up of its own batch size: that made the agent's constants for it (SAC._const),
+        # which a capture could not (a host-to-device copy).
+        if self.warmup_left[actor] > 0 or (captured is None and self.warm_shapes.get(actor) != shapes):
+            self.warmup_left[actor] = max(self.warmup_left[actor] - 1, 0)
+            self.warm_shapes[actor] = shapes
             side = torch.cuda.Stream(agent.device)
             side.wait_stream(stream)
             with torch.cuda.stream(side), torch.no_grad():

@@ -391,13 +391,14 @@ def test_update_runs_on_cuda():
 def test_cuda_graph_update_equals_the_eager_update(policy_delay):
     """--compile on CUDA: warm-up updates, a captured one, then replays; each equals the eager update on the
     same batches and noise (what exact resume relies on: a resumed run warms up again), and each step's
-    metrics stay readable after later replays. With a policy delay of 2, one graph per kind of update."""
+    metrics stay readable after later replays. With a policy delay of 2, one graph per kind of update. The fourth
+    batch is smaller: a capture must follow a warm-up at its own batch size (the agent's constants for it)."""
     results = []
     for compile in (False, True):
         torch.manual_seed(0)
         agent = SAC(6, 2, [32, 32], 1e-3, 0.95, 0.005, 1.0, device="cuda", compile=compile, policy_delay=policy_delay)
         torch.manual_seed(1)
-        history = [agent.update(Batch(*(t.cuda() for t in fixed_batch(seed=i)))) for i in range(12)]
+        history = [agent.update(Batch(*(t.cuda() for t in fixed_batch(n=32 if i == 3 else 64, seed=i)))) for i in range(12)]
         results.append((agent, history))
     (eager, eager_history), (graphed, graphed_history) = results
     assert graphed._graph is not None and len(graphed._graph.graphs) == min(policy_delay, 2), "no graph was captured"
