@@ -147,8 +147,9 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
         except (TypeError, ConfigError) as e:  # TypeError: an --extra that is not a Config field
             sys.exit(f"error: --extra: {e}")
         trainer = Trainer(config, make_env(config.env_id), resolve_device(config.device), None)
+        sb3_env = make_env(args.env)
         try:
-            model = make_sb3(args, make_env(args.env))
+            model = make_sb3(args, sb3_env)
             # Both past learning_starts and one learning episode, so that every block below learns.
             while True:
                 start = trainer.global_step
@@ -182,6 +183,7 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
         finally:
             trainer.close()
             trainer.env.close()
+            sb3_env.close()
     return rounds
 
 
@@ -219,8 +221,8 @@ def main() -> int:
     p.add_argument("--in-process", action="store_true",
                    help="both trainers in this process, taking turns in blocks (see above); --rounds, --block-episodes")
     p.add_argument("--rounds", type=int, default=20, help="--in-process: blocks per side (default: 20)")
-    p.add_argument("--block-episodes", type=int, default=3,
-                   help="--in-process: episodes of ours per block, and as many env steps of SB3's (default: 3)")
+    p.add_argument("--block-episodes", type=int, default=6,
+                   help="--in-process: episodes of ours per block, and as many env steps of SB3's (default: 6)")
     p.add_argument("--worker", choices=("ours", "sb3"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--extra-json", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
