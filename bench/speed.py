@@ -58,6 +58,8 @@ def run_ours(args: argparse.Namespace) -> dict:
         rows = read_csv_rows(result.log_dir / "training.csv")
     # From the end of the first episode that started learning to the last episode end.
     learning = [r for r in rows if int(r["global_step"]) - int(r["episode_length"]) >= args.learning_starts]
+    if len(learning) < 2:
+        sys.exit(f"error: --steps {args.steps} leaves fewer than two whole episodes of learning to time; give more")
     first, last = learning[0], learning[-1]
     steps = int(last["global_step"]) - int(first["global_step"])
     seconds = float(last["elapsed_s"]) - float(first["elapsed_s"])
@@ -85,6 +87,8 @@ def run_sb3(args: argparse.Namespace) -> dict:
     model = make_sb3(args, env)
     clock = Clock()
     model.learn(total_timesteps=args.learning_starts + args.steps, callback=clock)
+    if clock.t0 is None or clock.t1[1] <= clock.t0[1]:
+        sys.exit(f"error: --steps {args.steps} leaves less than one episode of learning to time; give more")
     (t0, s0), (t1, s1) = clock.t0, clock.t1
     return {"sps": (s1 - s0) / (t1 - t0), "rss_mb": peak_rss_mb()}
 
@@ -230,6 +234,12 @@ def main() -> int:
         worker(args)
         return 0
 
+    if args.only != "ours":
+        try:
+            import stable_baselines3  # noqa: F401
+        except ImportError:
+            sys.exit("error: measuring Stable-Baselines3 needs it installed: pip install -r requirements-bench.txt "
+                     "(or --only ours)")
     extra = parse_fields(args.extra)
     extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "utd=1 policy_delay=1, the defaults otherwise"
     if args.in_process:

@@ -1,6 +1,7 @@
 """The tools around a run: evaluate (+ video), compare, inspect, export, and wandb continuity."""
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -190,3 +191,24 @@ def test_bench_speed_in_process(tmp_path):
         result = subprocess.run([sys.executable, script, *small, "--in-process", *bad], cwd=tmp_path, env=cli_env(),
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_bench_speed_without_sb3_is_a_clear_error(tmp_path):
+    """bench/speed.py measures SB3 only where requirements-bench.txt is installed: without it (here an SB3 whose
+    import fails, put first on the path), a one-line error that says what to install, not a traceback."""
+    shim = tmp_path / "shim" / "stable_baselines3"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError(\"No module named 'stable_baselines3'\")\n")
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "shim"), env["PYTHONPATH"]])
+    for mode in ([], ["--in-process"]):
+        result = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), *mode], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0 and "pip install -r requirements-bench.txt" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    # Ours alone needs no SB3; too few steps to time a whole learning episode is a message too.
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--only", "ours", "--steps", "10",
+                             "--learning-starts", "60", "--repeats", "1", "--hidden", "8", "--batch-size", "16",
+                             "--buffer-size", "1000"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "leaves fewer than two whole episodes" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
