@@ -69,6 +69,8 @@ def run_ours(args: argparse.Namespace) -> dict:
 def run_sb3(args: argparse.Namespace) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from sac.training import make_env
+
     class Clock(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
@@ -79,8 +81,6 @@ def run_sb3(args: argparse.Namespace) -> dict:
                 self.t0 = (time.perf_counter(), self.num_timesteps)
             self.t1 = (time.perf_counter(), self.num_timesteps)
             return True
-
-    from sac.training import make_env
 
     env = make_env(args.env)
     episode_length = env.spec.max_episode_steps or 1

@@ -253,7 +253,7 @@ class SAC:
 
     def _update_raw(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One update, returning its raw metric record (see ``reduce_metrics``)."""
-        self._check_joined()
+        self._check_storage()
         actor = self._count_update()
         if self._graph is not None:
             return self._graph(batch, actor)
@@ -277,7 +277,7 @@ class SAC:
         """
         if self._graph is not None or self._compiled_update is not None:
             return [self._update_raw(b) for b in batches]
-        self._check_joined()
+        self._check_storage()
         out: list[dict[str, torch.Tensor]] = []
         start = 0
         with torch.inference_mode():
@@ -326,7 +326,7 @@ class SAC:
         self._actor_flat = self.actor.flatten_parameters()
         self._actor_grad = torch.zeros_like(self._actor_flat)
 
-    def _check_joined(self) -> None:
+    def _check_storage(self) -> None:
         """Join the critics, and flatten the actor, again if their parameters were given new storage (a
         deepcopy of the agent)."""
         moved = False
