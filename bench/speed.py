@@ -15,8 +15,8 @@ times, the order swapped every round: a block of ``--block-episodes`` episodes o
 included: the block waits for the writer thread's last files), then as many env steps of SB3's
 (``model.learn(..., reset_num_timesteps=False)``, timed from its training start to its training end). The
 figure is the median of the per-round ratios. Garbage is collected between blocks, untimed, so that neither
-side pays for the other's; SB3 shares our process settings (denormals flushed, freed memory kept), which
-can only make it faster than in its own process.
+side pays for the other's; SB3 shares our process settings (denormals flushed, freed memory kept): flushing
+or not made no consistent difference to SB3's speed here (docs/BENCHMARKS.md, fourteenth session).
 
     pip install -r requirements-bench.txt
     python bench/speed.py                              # Robot6Reach-v0, 3 pairs
