@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 from typing import Any
@@ -29,6 +30,7 @@ NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
 # the arm cannot wind its cables up; a reach task never needs more than half a turn.
 JOINT_LOW = np.array([-np.pi, -2.059, -3.927, -np.pi, -1.69297, -np.pi])
 JOINT_HIGH = np.array([np.pi, 2.0944, 0.19198, np.pi, np.pi, np.pi])
+_JOINT_LOW, _JOINT_HIGH = JOINT_LOW.tolist(), JOINT_HIGH.tolist()  # for step's Python loop
 # Maximum change of each joint-position target per env step, per unit of action (rad).
 ACTION_SCALE = 0.05
 PHYSICS_HZ = 240
@@ -138,13 +140,13 @@ class Robot6ReachEnv(gym.Env):
         self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
         self._joint_states = functools.partial(pybullet.getJointStates, **client)
         self._link_state = functools.partial(pybullet.getLinkState, **client)
-        self._target = NEUTRAL_Q.copy()
+        self._target = NEUTRAL_Q.tolist()
         self._goal = (GOAL_LOW + GOAL_HIGH) / 2
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._sim.restoreState(self._initial_state)
-        self._target = NEUTRAL_Q.copy()
+        self._target = NEUTRAL_Q.tolist()
         self._drive(self._target)
         if options and options.get("goal") is not None:
             self._goal = np.asarray(options["goal"], dtype=np.float64).reshape(3)
@@ -155,15 +157,23 @@ class Robot6ReachEnv(gym.Env):
         return obs, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
 
     def step(self, action):
-        # np.minimum(np.maximum(...)) is np.clip (NaN included), at a fraction of its call overhead.
-        a = np.minimum(np.maximum(np.array(action, dtype=np.float64).reshape(6), -1.0), 1.0)
-        self._target = np.minimum(np.maximum(self._target + ACTION_SCALE * a, JOINT_LOW), JOINT_HIGH)
-        self._drive(self._target)
+        # Six floats in Python rather than numpy: after a physics step each numpy call runs cold (~2-5 us), and
+        # the same IEEE operations in the same order give the same bits (NaN propagates as with np.clip).
+        a = np.asarray(action, dtype=np.float64).reshape(6).tolist()
+        self._target = target = [
+            min(max(t + ACTION_SCALE * min(max(x, -1.0), 1.0), low), high)
+            for t, x, low, high in zip(self._target, a, _JOINT_LOW, _JOINT_HIGH)
+        ]
+        self._drive(target)
         for _ in range(SUBSTEPS):
             self._step_simulation()
         obs, distance = self._observe()
-        info = {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
-        reward = float(self.compute_reward(obs[ACHIEVED_GOAL], obs[DESIRED_GOAL], info))
+        info = {"distance": distance, "is_success": distance < SUCCESS_DISTANCE}
+        # compute_reward(obs[ACHIEVED_GOAL], obs[DESIRED_GOAL]) for one observation, bit for bit: numpy's sum of
+        # the three squares runs in this order.
+        o = obs.tolist()
+        d0, d1, d2 = (x - y for x, y in zip(o[ACHIEVED_GOAL], o[DESIRED_GOAL], strict=True))
+        reward = -math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
         if self.render_mode == "human":
             self.render()
         # terminated is always False: reaching is a holding task; the TimeLimit wrapper owns truncation.
@@ -197,15 +207,13 @@ class Robot6ReachEnv(gym.Env):
         """The current goal position (3,), world frame, metres."""
         return self._goal.copy()
 
-    def _drive(self, target: np.ndarray) -> None:
-        self._motor_control(
-            self._robot, self._joints, pybullet.POSITION_CONTROL, targetPositions=target.tolist(), forces=self._forces
-        )
+    def _drive(self, target: list[float]) -> None:
+        self._motor_control(self._robot, self._joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self._forces)
 
     def _observe(self) -> tuple[np.ndarray, float]:
         states = self._joint_states(self._robot, self._joints)
-        ee = np.array(self._link_state(self._robot, EE_LINK, computeForwardKinematics=True)[4])
-        q = [s[0] for s in states]
-        dq = [s[1] for s in states]
-        obs = np.concatenate([q, dq, ee, self._goal]).astype(np.float32)
-        return obs, float(np.linalg.norm(ee - self._goal))
+        ee = self._link_state(self._robot, EE_LINK, computeForwardKinematics=True)[4]
+        goal = self._goal
+        obs = np.array([*(s[0] for s in states), *(s[1] for s in states), *ee, *goal], dtype=np.float32)
+        diff = np.subtract(ee, goal)
+        return obs, math.sqrt(diff @ diff)  # float(np.linalg.norm(ee - goal)), bit for bit
