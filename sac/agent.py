@@ -32,6 +32,8 @@ import torch
 from sac.networks import Actor, TwinCritic, join_critics, views_like
 from sac.replay import Batch
 
+NOISE_BLOCK = 64  # action noise rows drawn at once on a CPU (see SAC.act): an episode of Robot6Reach-v0 uses 50
+
 
 def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel for all parameters; deterministic on CPU and CUDA)."""
@@ -170,6 +172,9 @@ class SAC:
         self.policy_delay = int(policy_delay)
         self.critic_updates = 0
         self.target_entropy = -float(act_dim)
+        self.act_dim = act_dim
+        self._no_noise = np.empty((0, act_dim), dtype=np.float32)
+        self._noise, self._noise_row = self._no_noise, 0  # act's block of noise rows and the next row's index
         self._consts: dict[tuple[float, tuple[int, ...]], torch.Tensor] = {}
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
@@ -209,14 +214,30 @@ class SAC:
             )
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd (on a CPU
-        in numpy, ``Actor.act_numpy``)."""
+        """obs: (obs_dim,) -> action (act_dim,) float32 in [-1, 1]; one actor forward, no autograd.
+
+        On a CPU the forward runs in numpy (``Actor.act_numpy``) and its noise comes from torch's generator
+        in blocks of ``NOISE_BLOCK`` rows, one row per action: right after a physics step a torch call runs
+        with cold caches (``torch.randn(6)`` took 30-45 us there, a row of a block 3 us). ``reset_noise``
+        discards the rows left; on CUDA each action draws its own noise on the device.
+        """
         if self.device.type == "cpu":
-            return self.actor.act_numpy(obs, deterministic)
+            if deterministic:
+                return self.actor.act_numpy(obs, True)
+            if self._noise_row >= len(self._noise):
+                self._noise, self._noise_row = torch.randn(NOISE_BLOCK, self.act_dim).numpy(), 0
+            self._noise_row += 1
+            return self.actor.act_numpy(obs, eps=self._noise[self._noise_row - 1])
         with torch.inference_mode():
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
             action, _ = self.actor(obs_t, deterministic=deterministic, with_logprob=False)
             return action[0].cpu().numpy()
+
+    def reset_noise(self) -> None:
+        """Discard the action noise drawn ahead (see ``act``), so that the next action draws a new block from
+        torch's generator as it then is. The trainer calls it at every episode start: what an episode draws
+        then depends only on the generator's state, which a checkpoint holds (exact resume)."""
+        self._noise, self._noise_row = self._no_noise, 0
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q; the

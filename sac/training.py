@@ -603,6 +603,7 @@ class Trainer:
         config, env, agent, replay = self.config, self.env, self.agent, self.replay
         obs, _ = env.reset(seed=self.reset_seed)
         self.reset_seed = None
+        agent.reset_noise()  # no action noise drawn ahead crosses an episode end, where checkpoints are taken
         ep_reward, ep_len, pending = 0.0, 0, 0
         # The raw metric record of each update, averaged once at the episode's end (SAC.reduce_metrics): a
         # dozen reductions per update would cost about 6% of its time (at 128x128).

@@ -4,11 +4,12 @@ import copy
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import ROOT
-from sac.agent import SAC, FusedAdam, make_adam
+from sac.agent import NOISE_BLOCK, SAC, FusedAdam, make_adam
 from sac.networks import views_like
 from sac.replay import Batch
 
@@ -293,25 +294,33 @@ def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat):
 
 def test_act_on_a_cpu_is_the_actor_forward_and_follows_updates_and_loads():
     """SAC.act runs the actor in numpy on a CPU (Actor.act_numpy, on views of the parameters): the same
-    action as the torch forward to float rounding, the same noise from torch's generator, and still so after
-    updates (in place) and a load_state_dict."""
+    action as the torch forward to float rounding, its noise the rows of a block drawn from torch's generator,
+    and still so after updates (in place) and a load_state_dict."""
     agent, batch = make_agent(), fixed_batch()
     obs = torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
 
     def check():
+        torch.manual_seed(7)
+        agent.reset_noise()
+        actions = [agent.act(row.numpy()) for row in obs]
+        after = torch.randn(1)  # one block drawn for all five actions
+        torch.manual_seed(7)
+        eps = torch.randn(NOISE_BLOCK, agent.act_dim)[: len(obs)]
+        assert torch.equal(after, torch.randn(1))
+        with torch.no_grad():
+            reference = agent.actor.sample_traced(obs, eps)[0]
+        assert all(a.dtype == "float32" for a in actions)
+        torch.testing.assert_close(torch.from_numpy(np.stack(actions)), reference, rtol=1e-6, atol=1e-6)
         for row in obs:
-            torch.manual_seed(7)
-            action = agent.act(row.numpy())
-            after = torch.randn(1)  # act drew as many normals as forward does
-            torch.manual_seed(7)
-            with torch.no_grad():
-                reference = agent.actor(row.unsqueeze(0), with_logprob=False)[0][0]
-            assert torch.equal(after, torch.randn(1))
-            assert action.dtype == "float32"
-            torch.testing.assert_close(torch.from_numpy(action), reference, rtol=1e-6, atol=1e-6)
             with torch.no_grad():
                 mean = agent.actor(row.unsqueeze(0), deterministic=True, with_logprob=False)[0][0]
             torch.testing.assert_close(torch.from_numpy(agent.act(row.numpy(), deterministic=True)), mean, rtol=1e-6, atol=1e-6)
+        # Actor.act_numpy alone draws as forward does.
+        torch.manual_seed(7)
+        action = agent.actor.act_numpy(obs[0].numpy())
+        torch.manual_seed(7)
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(action), agent.actor(obs[:1], with_logprob=False)[0][0], rtol=1e-6, atol=1e-6)
 
     check()
     before = agent.act(obs[0].numpy(), deterministic=True)
@@ -408,3 +417,22 @@ def test_cuda_graph_update_equals_the_eager_update(policy_delay):
     for p, q in zip([*eager.actor.parameters(), *eager.critic.parameters()],
                     [*graphed.actor.parameters(), *graphed.critic.parameters()], strict=True):
         assert torch.equal(p, q)
+
+
+def test_act_noise_blocks_follow_the_generator_and_reset_discards_them():
+    """The trainer resets the noise at each episode start: an episode's actions then depend on torch's
+    generator state only (what a checkpoint holds), not on rows an earlier episode left."""
+    agent = make_agent()
+    obs = np.zeros(6, dtype=np.float32)
+    torch.manual_seed(1)
+    agent.reset_noise()
+    first = [agent.act(obs) for _ in range(NOISE_BLOCK + 3)]  # a second block after NOISE_BLOCK actions
+    assert len({a.tobytes() for a in first}) == len(first)
+    torch.manual_seed(1)
+    agent.reset_noise()
+    assert all((agent.act(obs) == a).all() for a in first)
+    torch.manual_seed(1)
+    leftover = agent.act(obs)  # a row left from the block before: the generator is not drawn from...
+    assert not (leftover == first[0]).all()
+    agent.reset_noise()  # ...unless the rows are discarded
+    assert (agent.act(obs) == first[0]).all()
