@@ -172,9 +172,9 @@ class SAC:
         self.policy_delay = int(policy_delay)
         self.critic_updates = 0
         self.target_entropy = -float(act_dim)
-        self.act_dim = act_dim
-        self._no_noise = np.empty((0, act_dim), dtype=np.float32)
-        self._noise, self._noise_row = self._no_noise, 0  # act's block of noise rows and the next row's index
+        # act's block of noise rows and the next row's index (NOISE_BLOCK: none left, the next action draws a block).
+        self._noise: np.ndarray | None = None
+        self._noise_row = NOISE_BLOCK
         self._consts: dict[tuple[float, tuple[int, ...]], torch.Tensor] = {}
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, hidden).to(self.device)
@@ -224,8 +224,8 @@ class SAC:
         if self.device.type == "cpu":
             if deterministic:
                 return self.actor.act_numpy(obs, True)
-            if self._noise_row >= len(self._noise):
-                self._noise, self._noise_row = torch.randn(NOISE_BLOCK, self.act_dim).numpy(), 0
+            if self._noise_row == NOISE_BLOCK:
+                self._noise, self._noise_row = torch.randn(NOISE_BLOCK, self.actor.mu.out_features).numpy(), 0
             self._noise_row += 1
             return self.actor.act_numpy(obs, eps=self._noise[self._noise_row - 1])
         with torch.inference_mode():
@@ -237,7 +237,7 @@ class SAC:
         """Discard the action noise drawn ahead (see ``act``), so that the next action draws a new block from
         torch's generator as it then is. The trainer calls it at every episode start: what an episode draws
         then depends only on the generator's state, which a checkpoint holds (exact resume)."""
-        self._noise, self._noise_row = self._no_noise, 0
+        self._noise_row = NOISE_BLOCK
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC gradient step on ``batch``; returns detached scalar tensors (losses, alpha, entropy, Q; the

@@ -305,7 +305,7 @@ def test_act_on_a_cpu_is_the_actor_forward_and_follows_updates_and_loads():
         actions = [agent.act(row.numpy()) for row in obs]
         after = torch.randn(1)  # one block drawn for all five actions
         torch.manual_seed(7)
-        eps = torch.randn(NOISE_BLOCK, agent.act_dim)[: len(obs)]
+        eps = torch.randn(NOISE_BLOCK, agent.actor.mu.out_features)[: len(obs)]
         assert torch.equal(after, torch.randn(1))
         with torch.no_grad():
             reference = agent.actor.sample_traced(obs, eps)[0]
