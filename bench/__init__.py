@@ -1,4 +1,4 @@
-"""Benchmarks (run as scripts: ``python bench/speed.py``); shared helpers."""
+"""Benchmarks, run as modules from the repository root (``python -m bench.speed``); shared helpers."""
 
 from __future__ import annotations
 

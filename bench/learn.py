@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Learning benchmark: does SAC learn, how fast, and how does it compare with Stable-Baselines3?
 
 For each seed, ours runs the real CLI (``Train_Robot6.py``) for the largest step budget, with periodic
@@ -12,11 +11,11 @@ is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-
 trainers) and a markdown table is printed, with the training wall time to reach each budget (process
 start-up and evaluation excluded) and the first budget where the mean success reaches 90%.
 
-    python bench/learn.py                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
-    python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2
-    python bench/learn.py --trainer both --steps 5000 10000 20000 --jobs 2 --sb3-set batch_size=256 utd=1
-    python bench/learn.py --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
-    python bench/learn.py --steps 5000 10000 --seeds 0 --set her=true utd=2
+    python -m bench.learn                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
+    python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2
+    python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2 --sb3-set batch_size=256 utd=1
+    python -m bench.learn --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
+    python -m bench.learn --steps 5000 10000 --seeds 0 --set her=true utd=2
 """
 
 from __future__ import annotations
@@ -36,15 +35,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import child_env  # noqa: E402
-from sac.config import Config  # noqa: E402
-from sac.evaluate import evaluate, load_policy  # noqa: E402
-from sac.her import GoalSpec, goal_spec  # noqa: E402
-from sac.logger import read_csv_rows  # noqa: E402
-from sac.training import make_env  # noqa: E402
+from bench import ROOT, child_env
+from envs.factory import make_env
+from envs.goals import GoalSpec, goal_spec
+from sac.config import Config
+from sac.evaluate import evaluate, load_policy
+from sac.logger import read_csv_rows
 
 SUCCESS_TARGET = 0.9
 
@@ -194,7 +190,7 @@ def main() -> int:
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
                 cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile", "policy_delay")})
-                cmd = [sys.executable, __file__, "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
+                cmd = [sys.executable, "-m", "bench.learn", "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
                        "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
             print("$", " ".join(cmd), flush=True)
             log = open(workdir / f"train_{trainer}_s{seed}.log", "w")

@@ -1,29 +1,27 @@
-#!/usr/bin/env python
-"""Training throughput: our SAC against Stable-Baselines3's SAC, same settings, same run, interleaved.
+"""Training throughput: our SAC against Stable-Baselines3's SAC, same settings, interleaved.
 
 Each measurement is a fresh subprocess with the same torch thread count that trains for
 ``--learning-starts`` random steps and then ``--steps`` steps with one gradient update per env step
-(256x256 networks and batch 256 by default, the issue's reference sizes, ``--hidden``/``--batch-size`` for
-others; the same buffer size, learning rate, gamma, tau and initial entropy coefficient for both). Throughput is env steps per second over the learning phase, checkpoints and logs
-included for ours (our real training loop, a checkpoint every episode). Repeats alternate ours/SB3 so that
-machine noise hits both; the table gives medians and the median of the per-pair ratios.
+(256x256 networks and batch 256 by default, ``--hidden``/``--batch-size`` for others; the same buffer size,
+learning rate, gamma, tau and initial entropy coefficient for both). Throughput is env steps per second over
+the learning phase, checkpoints and logs included for ours (the real training loop, a checkpoint every
+episode). Repeats alternate ours/SB3 so that machine noise hits both; the table gives medians and the
+median of the per-pair ratios.
 
-``--in-process`` measures both in one process instead, which this shared machine needs for a ratio it can
-repeat: separate runs seconds apart move by 15-30%, so the pairs' ratios spread by a third (3.0x-4.5x in one
-run). Both trainers are built, each trains past ``--learning-starts``, and then they take turns, ``--rounds``
-times, the order swapped every round: a block of ``--block-episodes`` episodes of ours (its checkpoints
-included: the block waits for the writer thread's last files), then as many env steps of SB3's
-(``model.learn(..., reset_num_timesteps=False)``, timed from its training start to its training end). The
-figure is the median of the per-round ratios. Garbage is collected between blocks, untimed, so that neither
-side pays for the other's; SB3 shares our process settings (denormals flushed, freed memory kept): flushing
-or not made no consistent difference to SB3's speed here (docs/BENCHMARKS.md, fourteenth session).
+``--in-process`` measures both in one process instead, for a ratio that a shared machine can repeat
+(separate processes seconds apart can differ by 15-30%). Both trainers are built, each trains past
+``--learning-starts``, and then they take turns, ``--rounds`` times, the order swapped every round: a block
+of ``--block-episodes`` episodes of ours (its checkpoints included: the block waits for the writer
+thread's last files), then as many env steps of SB3's (``model.learn(..., reset_num_timesteps=False)``,
+timed from its training start to its training end). The figure is the median of the per-round ratios.
+Garbage is collected between blocks, untimed; SB3 shares our process settings (denormals flushed, freed
+memory kept).
 
     pip install -r requirements-bench.txt
-    python bench/speed.py                              # Robot6Reach-v0, 3 pairs
-    python bench/speed.py --env Pendulum-v1 --repeats 5 --threads 1
-    python bench/speed.py --extra=--updates-every=8    # flags passed to our trainer only
-    python bench/speed.py --hidden 80 80 --batch-size 128     # our default sizes
-    python bench/speed.py --hidden 80 80 --batch-size 128 --extra updates_every=8 --in-process --rounds 20
+    python -m bench.speed                              # Robot6Reach-v0, 3 pairs
+    python -m bench.speed --env Pendulum-v1 --repeats 5 --threads 1
+    python -m bench.speed --extra updates_every=8      # Config fields for our trainer only
+    python -m bench.speed --hidden 80 80 --batch-size 128 --in-process --rounds 20
 """
 
 from __future__ import annotations
@@ -37,12 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import child_env, parse_fields  # noqa: E402
+from bench import child_env, parse_fields
 
 
 def peak_rss_mb() -> float:
@@ -69,7 +63,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 def run_sb3(args: argparse.Namespace) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from sac.training import make_env
+    from envs.factory import make_env
 
     class Clock(BaseCallback):
         def __init__(self) -> None:
@@ -125,8 +119,10 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from envs.factory import make_env
     from sac.errors import ConfigError
-    from sac.training import Trainer, flush_denormals, keep_freed_memory, make_env, resolve_device
+    from sac.runtime import process_settings, resolve_device
+    from sac.training import Trainer
 
     class Clock(BaseCallback):
         """Time from the start of training to its end inside one ``learn`` call (its set-up excluded)."""
@@ -140,11 +136,9 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
         def _on_training_end(self) -> None:
             self.t1 = time.perf_counter()
 
-    keep_freed_memory()
-    flush_denormals()
     torch.set_num_threads(args.threads)
     rounds: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, process_settings():
         try:
             config = ours_config(args, tmp, 10**9)
             config.validate()
@@ -157,10 +151,10 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
             # Both past learning_starts and one learning episode, so that every block below learns.
             while True:
                 start = trainer.global_step
-                trainer._save(trainer._episode()[0])
+                trainer.save(trainer.run_episode().reward)
                 if start >= args.learning_starts:
                     break
-            trainer._finish_save()
+            trainer.flush()
             warm_up = trainer.global_step
             model.learn(total_timesteps=warm_up, progress_bar=False)
             print(f"both trainers warmed up to step {warm_up}; {args.rounds} rounds of {args.block_episodes} "
@@ -172,8 +166,8 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
                     if side == "ours":
                         t0, s0 = time.perf_counter(), trainer.global_step
                         for _ in range(args.block_episodes):
-                            trainer._save(trainer._episode()[0])
-                        trainer._finish_save()  # its files written: the block pays for all of its checkpoints
+                            trainer.save(trainer.run_episode().reward)
+                        trainer.flush()  # its files written: the block pays for all of its checkpoints
                         steps, seconds = trainer.global_step - s0, time.perf_counter() - t0
                     else:
                         clock, s0 = Clock(), model.num_timesteps
@@ -264,7 +258,7 @@ def main() -> int:
         return 0
     sides = [args.only] if args.only else ["ours", "sb3"]
     results: dict[str, list[dict]] = {s: [] for s in sides}
-    base = [sys.executable, __file__, "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
+    base = [sys.executable, "-m", "bench.speed", "--env", args.env, "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
             "--threads", str(args.threads), "--hidden", *map(str, args.hidden), "--batch-size", str(args.batch_size),
             "--buffer-size", str(args.buffer_size),
             "--lr", str(args.lr), "--gamma", str(args.gamma), "--tau", str(args.tau), "--init-alpha", str(args.init_alpha), "--device", args.device,

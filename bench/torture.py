@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Kill -9 torture: SIGKILL training at random moments, resume, repeat; then check that nothing broke.
 
 Each cycle starts ``Train_Robot6.py`` (``--resume`` after the first), waits a random time, and kills it with
@@ -8,8 +7,8 @@ exactly once with increasing ``global_step``, the run must reach its target, and
 from at least the last checkpoint the killed process announced (so a kill loses at most the episode in
 progress).
 
-    python bench/torture.py                     # 40 cycles
-    python bench/torture.py --cycles 200 --hidden 1024 1024
+    python -m bench.torture                     # 40 cycles
+    python -m bench.torture --cycles 200 --hidden 1024 1024
 """
 
 from __future__ import annotations
@@ -25,13 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import child_env  # noqa: E402
-from sac import checkpoint as ckpt  # noqa: E402
-from sac.errors import CheckpointError  # noqa: E402
-from sac.logger import read_csv_rows  # noqa: E402
+from bench import ROOT, child_env
+from sac import checkpoint as ckpt
+from sac.errors import CheckpointError
+from sac.logger import read_csv_rows
 
 ANNOUNCED = ckpt.POINTER_FILE
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """The SAC update alone: updates per second of our agent against a naive implementation, and where the
 time of one update goes (torch.profiler, grouped into matrix products, optimizer and the rest).
 
@@ -12,10 +11,10 @@ is the default update with the actor and temperature stepped at every Nth update
 update over the pattern).
 Obs 18, act 6 (Robot6Reach-v0 sizes), 256x256 and batch 256 unless --hidden/--batch-size say otherwise.
 
-    python bench/update_speed.py
-    python bench/update_speed.py --threads 1 --repeats 5
-    python bench/update_speed.py --device cuda --hidden 256 256 --batch-size 256
-    python bench/update_speed.py --hidden 128 128 --batch-size 128 --policy-delay 2 3 --no-compile
+    python -m bench.update_speed
+    python -m bench.update_speed --threads 1 --repeats 5
+    python -m bench.update_speed --device cuda --hidden 256 256 --batch-size 256
+    python -m bench.update_speed --hidden 128 128 --batch-size 128 --policy-delay 2 3 --no-compile
 """
 
 from __future__ import annotations
@@ -25,17 +24,12 @@ import copy
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sac.agent import SAC  # noqa: E402
-from sac.networks import Actor, mlp  # noqa: E402
-from sac.replay import Batch  # noqa: E402
+from sac.agent import SAC
+from sac.networks import Actor, mlp
+from sac.replay import Batch
 
 
 class NaiveSAC:

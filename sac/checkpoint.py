@@ -1,6 +1,6 @@
 """The checkpoint contract (format version 1): atomic save, validated safe load, resume candidates.
 
-A checkpoint is one ``torch.save``d plain dict (see DESIGN.md for its keys). It is written atomically (temp
+A checkpoint is one ``torch.save``d plain dict (docs/ARCHITECTURE.md lists its keys). It is written atomically (temp
 file in the same folder, fsync, ``os.replace``, fsync of the folder), so a kill at any instant leaves the old
 file or the new one. It is only ever read with ``torch.load(..., weights_only=True)``: a file that would run
 code when unpickled is refused. Nothing else in the project calls ``torch.save``/``torch.load`` on
@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -161,11 +162,12 @@ def write_pointer(checkpoint_dir: Path, run: str, path: Path, episode: int, glob
 
 
 def find_resume_candidates(checkpoint_dir: Path) -> list[Path]:
-    """Checkpoint files to try for ``--resume``, best first (DESIGN.md, "Resume rules").
+    """Checkpoint files to try for ``--resume``, best first (docs/ARCHITECTURE.md, "Resume rules").
 
     Order: the target of ``latest_checkpoint.json``; then, for each run folder from the most recently
-    saved to the oldest, its ``latest.pth`` followed by its ``ckpt_ep_N.pth`` from the highest N down.
-    Files are only listed, not read: the caller skips the unreadable ones.
+    saved to the oldest, its ``latest.pth`` followed by its periodic files (``ckpt_ep_N.pth`` and
+    ``ckpt_step_N.pth``), the newest first. Files are only listed, not read: the caller skips the
+    unreadable ones.
     """
     checkpoint_dir = Path(checkpoint_dir)
     out: list[Path] = []
@@ -178,8 +180,43 @@ def find_resume_candidates(checkpoint_dir: Path) -> list[Path]:
         runs = [d for d in checkpoint_dir.iterdir() if d.is_dir() and any(d.glob("*.pth"))]
         runs.sort(key=lambda d: (max(f.stat().st_mtime for f in d.glob("*.pth")), d.name), reverse=True)
         for run in runs:
-            periodic = sorted(run.glob("ckpt_ep_*.pth"), key=lambda f: periodic_number(f) or -1, reverse=True)
+            periodic = [f for f in run.glob("ckpt_*.pth") if periodic_number(f) is not None]
+            # Newest first: by the time each was written (an episode and a step number do not compare).
+            periodic.sort(key=lambda f: (f.stat().st_mtime_ns, periodic_number(f)), reverse=True)
             for f in [run / "latest.pth", *periodic]:
                 if f.is_file() and f not in out:
                     out.append(f)
     return out
+
+
+def capture_rng(env: Any, replay_rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    """Every random generator a run draws from, as plain data and tensors (loadable with weights_only): Python's,
+    numpy's global one, torch's (and CUDA's), the env's and its action space's, and the replay buffer's."""
+    np_state = np.random.get_state()
+    version, keys, gauss_next = random.getstate()
+    return {
+        # The Mersenne Twister's 625 ints as one tensor: pickled one by one they were a quarter of the objects
+        # torch.save handles per checkpoint (about 0.4 ms of every save).
+        "python": [version, torch.tensor(keys, dtype=torch.int64), gauss_next],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        "env": env.unwrapped.np_random.bit_generator.state,
+        "action_space": env.action_space.np_random.bit_generator.state,
+        "replay": replay_rng.bit_generator.state,
+    }
+
+
+def restore_rng(state: dict[str, Any], env: Any, replay_rng: np.random.Generator, device: torch.device) -> None:
+    """Inverse of ``capture_rng``."""
+    version, keys, gauss_next = state["python"]  # keys: a tensor, or a tuple of ints (format version 1 allows both)
+    random.setstate((version, tuple(keys.tolist() if isinstance(keys, torch.Tensor) else keys), gauss_next))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    env.unwrapped.np_random  # noqa: B018  (creates the env's generator if no reset made it yet)
+    env.unwrapped.np_random.bit_generator.state = state["env"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
+    replay_rng.bit_generator.state = state["replay"]

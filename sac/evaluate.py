@@ -19,7 +19,7 @@ import torch
 
 from sac import checkpoint as ckpt
 from sac.errors import ConfigError, Robot6Error
-from sac.networks import Actor
+from sac.networks import Actor, DeterministicPolicy
 
 
 @dataclass
@@ -57,14 +57,13 @@ def load_policy(path: Path, device: str | torch.device = "cpu") -> tuple[Actor, 
 
 
 def actor_policy(actor: Actor, action_space) -> Callable[[np.ndarray], np.ndarray]:
-    """obs -> the deterministic action of ``actor``, rescaled to ``action_space``'s bounds."""
-    low = action_space.low.astype(np.float32)
-    half_range = (action_space.high.astype(np.float32) - low) / 2
+    """obs -> the deterministic action of ``actor``, rescaled to ``action_space``'s bounds (``DeterministicPolicy``)."""
+    policy = DeterministicPolicy(actor, action_space.low, action_space.high).to(next(actor.parameters()).device)
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        action, _ = actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), deterministic=True, with_logprob=False)
-        return (low + (action[0].numpy() + 1.0) * half_range).astype(action_space.dtype)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=policy.low.device).unsqueeze(0)
+        return policy(obs_t)[0].cpu().numpy().astype(action_space.dtype)
 
     return act
 
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             if not display_available():
                 raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")
         actor, meta = load_policy(args.checkpoint)
-        from sac.training import make_env
+        from envs.factory import make_env
 
         mode = "rgb_array" if args.video else "human" if args.gui else None
         env = make_env(meta["env_id"], render_mode=mode)

@@ -17,34 +17,18 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from sac.errors import ConfigError, Robot6Error
 from sac.evaluate import load_policy
-from sac.networks import Actor
+from sac.networks import DeterministicPolicy
 
 FORMATS = ("torchscript", "onnx")
 
 
-class DeployedPolicy(nn.Module):
-    """The deterministic actor with the action rescaled to the env's bounds."""
-
-    def __init__(self, actor: Actor, low: list[float], high: list[float]):
-        super().__init__()
-        self.actor = actor
-        self.register_buffer("low", torch.tensor(low, dtype=torch.float32))
-        self.register_buffer("half_range", (torch.tensor(high, dtype=torch.float32) - self.low) / 2)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs: (B, obs_dim) -> action (B, act_dim) within [low, high]."""
-        h = self.actor.trunk(obs)
-        return self.low + (torch.tanh(self.actor.mu(h)) + 1.0) * self.half_range
-
-
-def deployed_policy(checkpoint: Path) -> tuple[DeployedPolicy, int]:
-    """The ``DeployedPolicy`` of a checkpoint (eval mode) and its observation size."""
+def deployed_policy(checkpoint: Path) -> tuple[DeterministicPolicy, int]:
+    """The ``DeterministicPolicy`` of a checkpoint (eval mode) and its observation size."""
     actor, meta = load_policy(checkpoint)
-    return DeployedPolicy(actor, meta["action_low"], meta["action_high"]).eval(), int(meta["obs_dim"])
+    return DeterministicPolicy(actor, meta["action_low"], meta["action_high"]).eval(), int(meta["obs_dim"])
 
 
 def export(checkpoint: Path, fmt: str, out: Path) -> None:

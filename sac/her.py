@@ -1,92 +1,84 @@
-"""Hindsight experience replay (Andrychowicz et al. 2017), "future" strategy, for goal-conditioned envs.
+"""Hindsight experience replay (Andrychowicz et al. 2017), "future" strategy, on top of a ``ReplayBuffer``.
 
-At the end of each episode, every transition is stored again ``k`` times with its goal replaced by a goal
-the episode actually achieved at the same or a later step, and its reward recomputed with the env's
-``compute_reward``. The relabelled transitions are ordinary replay entries: they are persisted with the
-buffer and sampled uniformly, so a resumed run is still exact.
-
-A goal env is either one with a flat Box observation that says where its goals are
-(``achieved_goal_slice``/``desired_goal_slice`` and ``compute_reward``, like Robot6Reach-v0), or a
-gymnasium-robotics style env with a Dict observation ``observation/achieved_goal/desired_goal`` and a
-``compute_reward`` (e.g. panda-gym), which ``FlattenGoalObservation`` turns into the first kind.
+A transition of a finished episode is given, in place of its goal, the goal achieved at a uniformly drawn
+step from it to the end of its episode, with the reward the env's ``compute_reward`` gives for that goal.
+``HindsightSampler`` does it at sampling time (as Stable-Baselines3's ``HerReplayBuffer``: each drawn
+transition is relabelled with probability k/(k+1)) or at each episode end (``k`` relabelled copies stored
+as ordinary transitions). Both draw from the buffer's generator, which every checkpoint holds, so a resumed
+run is still exact; both relabel with ``_future_goals``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import gymnasium as gym
 import numpy as np
+import torch
 
-from sac.replay import ReplayBuffer
+from envs.goals import GoalSpec
+from sac.replay import Batch, ReplayBuffer, split_batch
 
-GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
-
-
-@dataclass
-class GoalSpec:
-    """Where the goals sit in a flat observation, and the env's reward for any goal."""
-
-    achieved: slice
-    desired: slice
-    compute_reward: Callable[[np.ndarray, np.ndarray, dict], np.ndarray]
+RELABEL_MODES = ("sample", "store")
 
 
-def is_goal_dict_space(space: gym.Space) -> bool:
-    return isinstance(space, gym.spaces.Dict) and set(GOAL_KEYS) <= set(space.spaces) and all(
-        isinstance(space.spaces[k], gym.spaces.Box) for k in GOAL_KEYS
-    )
+class HindsightSampler:
+    """Samples ``buffer`` with hindsight goals (``spec``: where the goals sit, and the env's reward).
 
-
-class FlattenGoalObservation(gym.ObservationWrapper):
-    """Dict(observation, achieved_goal, desired_goal) -> one float32 vector in that order, with the slices
-    and ``compute_reward`` of a flat goal env."""
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        sizes = [int(np.prod(env.observation_space.spaces[k].shape)) for k in GOAL_KEYS]
-        o, a, d = np.cumsum([0, *sizes])[:3]
-        self.achieved_goal_slice = slice(int(a), int(a) + sizes[1])
-        self.desired_goal_slice = slice(int(d), int(d) + sizes[2])
-        low = np.concatenate([env.observation_space.spaces[k].low.ravel() for k in GOAL_KEYS])
-        high = np.concatenate([env.observation_space.spaces[k].high.ravel() for k in GOAL_KEYS])
-        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
-
-    def observation(self, observation: dict) -> np.ndarray:
-        return np.concatenate([np.asarray(observation[k], dtype=np.float32).ravel() for k in GOAL_KEYS])
-
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict) -> np.ndarray:
-        return self.env.unwrapped.compute_reward(achieved_goal, desired_goal, info)
-
-
-def goal_spec(env: gym.Env) -> GoalSpec | None:
-    """The ``GoalSpec`` of a (possibly wrapped) env, or None when it is not a goal env."""
-    layer = env
-    while layer is not None:
-        if hasattr(layer, "achieved_goal_slice") and hasattr(layer, "desired_goal_slice") and hasattr(layer, "compute_reward"):
-            return GoalSpec(layer.achieved_goal_slice, layer.desired_goal_slice, layer.compute_reward)
-        layer = getattr(layer, "env", None)
-    return None
-
-
-def relabel_episode(replay: ReplayBuffer, start: int, stop: int, spec: GoalSpec, k: int) -> int:
-    """Append ``k`` relabelled copies of transitions ``start..stop-1`` (one episode); returns how many.
-
-    Goals are drawn with the buffer's own generator (part of every checkpoint): for step t, a step f
-    uniform in [t, T-1] and the goal achieved after it.
+    ``mode="sample"``: ``sample`` relabels each drawn transition of a finished episode with probability
+    ``k / (k + 1)``. ``mode="store"``: ``end_episode`` appends ``k`` relabelled copies of each transition of
+    the episode, and ``sample`` draws uniformly. The trainer calls ``end_episode`` and ``sample_many`` as it
+    would on the buffer itself.
     """
-    T = stop - start
-    if T <= 0 or k <= 0:
-        return 0
-    ep = replay.transitions(start, stop)
-    t = np.repeat(np.arange(T), k)
-    future = t + (replay.rng.random(T * k) * (T - t)).astype(np.int64)
-    goals = ep["next_obs"][future, spec.achieved]
-    obs = ep["obs"][t]
-    next_obs = ep["next_obs"][t]
-    obs[:, spec.desired] = goals
-    next_obs[:, spec.desired] = goals
-    reward = np.asarray(spec.compute_reward(next_obs[:, spec.achieved], goals, {}), dtype=np.float32)
-    replay.add_batch(obs, ep["act"][t], reward, next_obs, ep["terminated"][t])
-    return T * k
+
+    def __init__(self, buffer: ReplayBuffer, spec: GoalSpec, k: int, mode: str = "sample"):
+        if mode not in RELABEL_MODES:
+            raise ValueError(f"mode must be one of {RELABEL_MODES}, got {mode!r}")
+        self.buffer, self.spec, self.k, self.mode = buffer, spec, int(k), mode
+
+    def end_episode(self, start: int, stop: int) -> None:
+        """Mark transitions ``start..stop-1`` as one finished episode; with ``mode="store"``, append ``k``
+        relabelled copies of each of them."""
+        self.buffer.end_episode(start, stop)
+        if self.mode == "store" and stop > start and self.k > 0:
+            self.store_copies(start, stop)
+
+    def store_copies(self, start: int, stop: int) -> int:
+        """Append ``k`` relabelled copies of transitions ``start..stop-1`` (a finished episode); returns how many."""
+        buf = self.buffer
+        idx = np.repeat(np.arange(start, stop), self.k) % buf.capacity
+        goals, rewards = self._future_goals(idx)
+        obs, act, _, next_obs, terminated = (np.take(f, idx, axis=0) for f in (buf.obs, buf.act, buf.rew, buf.next_obs, buf.terminated))
+        obs[:, self.spec.desired] = goals
+        next_obs[:, self.spec.desired] = goals
+        buf.add_batch(obs, act, rewards, next_obs, terminated)
+        return len(idx)
+
+    def sample(self, batch_size: int) -> Batch:
+        """``batch_size`` transitions drawn uniformly, relabelled as ``mode`` says, as tensors on the device."""
+        buf = self.buffer
+        idx = buf.draw(batch_size)
+        if self.mode == "store":
+            return buf.to_batch(buf.gather(idx))
+        to_end = buf.to_end[idx]
+        chosen = (buf.rng.random(len(idx)) < self.k / (self.k + 1)) & (to_end > 0)
+        goals, rewards = self._future_goals(idx[chosen])
+        rows = np.flatnonzero(chosen)
+        fields = buf.gather(idx)
+        if buf.on_device:  # drawn and rewarded on the host (the env's compute_reward is numpy), written there
+            rows, goals, rewards = (torch.from_numpy(a).to(buf.device) for a in (rows, goals, rewards))
+        obs, _, rew, next_obs, _ = fields
+        obs[rows, self.spec.desired] = goals
+        next_obs[rows, self.spec.desired] = goals
+        rew[rows] = rewards
+        return buf.to_batch(fields)
+
+    def sample_many(self, batch_size: int, n: int) -> list[Batch]:
+        """``n`` batches of ``batch_size`` from one ``sample(batch_size * n)`` (see ``ReplayBuffer.sample_many``)."""
+        return split_batch(self.sample(batch_size * n), n)
+
+    def _future_goals(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the transitions at ring indices ``idx`` (of finished episodes): the goal achieved at a uniformly
+        drawn step from each to the end of its episode, (n, goal_dim), and the reward for it, (n,) float32."""
+        buf, spec = self.buffer, self.spec
+        future = (idx + (buf.rng.random(len(idx)) * buf.to_end[idx]).astype(np.int64)) % buf.capacity
+        goals = buf.next_obs[future, spec.achieved]
+        rewards = np.asarray(spec.compute_reward(buf.next_obs[idx, spec.achieved], goals, {}), dtype=np.float32)
+        return goals, rewards

@@ -19,7 +19,7 @@ import torch
 
 from sac import checkpoint as ckpt
 from sac.errors import CheckpointError
-from sac.replay import ReplayStore
+from sac.replay_store import ReplayStore
 
 
 def replay_on_disk(run_dir: Path, manifest: dict[str, int] | None) -> str:

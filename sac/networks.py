@@ -38,6 +38,17 @@ def views_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tenso
     return views
 
 
+def scale_action(action, low, half_range):
+    """An action in [-1, 1] -> the env's Box ``[low, high]`` (``half_range = (high - low) / 2``); numpy arrays
+    and tensors alike. The one place the rescaling is written: training, evaluation and export use it."""
+    return low + (action + 1.0) * half_range
+
+
+def unscale_action(env_action, low, half_range):
+    """Inverse of ``scale_action``: an env action in ``[low, high]`` -> [-1, 1]."""
+    return (env_action - low) / half_range - 1.0
+
+
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, output_activation: type[nn.Module] | None = None) -> nn.Sequential:
     """Linear layers of the given sizes with ``activation`` between them (and after the last if given)."""
     layers: list[nn.Module] = []
@@ -109,6 +120,20 @@ class Actor(nn.Module):
             cache = self._numpy_cache = (self._linears[0].weight.data_ptr(), arrays)
         return cache[1]
 
+    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs: (B, obs_dim) -> the Gaussian's mean and unclamped log-std before the tanh, (B, act_dim) each;
+        ``self.trunk``, ``self.mu`` and ``self.log_std`` without the Module calls (a third of an action's cost)."""
+        h = obs
+        for lin in self._linears:
+            h = F.relu(F.linear(h, lin.weight, lin.bias))
+        return F.linear(h, self.mu.weight, self.mu.bias), F.linear(h, self.log_std.weight, self.log_std.bias)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic policy, ``tanh(mu(obs))``: obs (B, obs_dim) -> action (B, act_dim) in [-1, 1].
+        What evaluation and export run; ``act_numpy(obs, deterministic=True)`` is its numpy twin for one
+        observation (a test ties them)."""
+        return torch.tanh(self._heads(obs)[0])
+
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False, with_logprob: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -118,12 +143,8 @@ class Actor(nn.Module):
         (Haarnoja et al. 2018, appendix C): log pi(a|s) = log N(u; mu, std) - sum log(1 - tanh(u)^2), with
         log(1 - tanh(u)^2) written as 2 (log 2 - u - softplus(-2u)), which stays finite for large |u|.
         """
-        # self.trunk(obs), self.mu(h), self.log_std(h) without the Module calls (a third of an action's cost).
-        h = obs
-        for lin in self._linears:
-            h = F.relu(F.linear(h, lin.weight, lin.bias))
-        mu = F.linear(h, self.mu.weight, self.mu.bias)
-        log_std = F.linear(h, self.log_std.weight, self.log_std.bias).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        mu, log_std = self._heads(obs)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         if deterministic:
             u, eps = mu, torch.zeros_like(mu)
         else:
@@ -216,6 +237,20 @@ class Actor(nn.Module):
             with torch.no_grad():
                 cache = self._grad_views_cache = (out, views_like(out, list(self.parameters())))
         return cache[1]
+
+
+class DeterministicPolicy(nn.Module):
+    """The deterministic actor with its action rescaled to the env's bounds: obs (B, obs_dim) float32 ->
+    action (B, act_dim) within [low, high]. What ``sac.evaluate`` runs and ``sac.export`` writes."""
+
+    def __init__(self, actor: Actor, low: list[float] | np.ndarray, high: list[float] | np.ndarray):
+        super().__init__()
+        self.actor = actor
+        self.register_buffer("low", torch.as_tensor(np.asarray(low, dtype=np.float32)))
+        self.register_buffer("half_range", (torch.as_tensor(np.asarray(high, dtype=np.float32)) - self.low) / 2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return scale_action(self.actor.deterministic(obs), self.low, self.half_range)
 
 
 class ActorTrace(NamedTuple):

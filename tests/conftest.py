@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import child_env  # noqa: E402
+from bench import ROOT, child_env
 
 TRAIN = str(ROOT / "Train_Robot6.py")
 # Tiny networks and batches: the tests check behaviour, not learning.
@@ -40,8 +37,8 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def short_run(tmp_path_factory) -> Path:
-    """A finished 4-episode Robot6Reach-v0 run (checkpoints every 2 episodes) in its own folder, shared by
-    the tests of a session: copy it before changing anything in it."""
+    """A finished 4-episode Robot6Reach-v0 run (checkpoints every 2 episodes) in its own folder, made once
+    for the whole test run and shared: copy it before changing anything in it."""
     folder = tmp_path_factory.mktemp("short_run")
     result = run_cli("--episodes", "4", "--ckpt-every", "2", *FAST, cwd=folder)
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,6 @@ import os
 import pickle
 import random
 import threading
-import time
 
 import pytest
 import torch
@@ -119,17 +118,22 @@ def test_incompatible_checkpoint_names_both_values(key, value):
 
 
 def test_resume_candidates_order(tmp_path):
+    """The pointer's target, then per run (newest first) latest.pth and every periodic file, episode- and
+    step-numbered alike, the most recently written first."""
     old, new = tmp_path / "sac_20260101-000000", tmp_path / "sac_20260102-000000"
     for run in (old, new):
         run.mkdir()
-    for f in ("ckpt_ep_50.pth", "ckpt_ep_100.pth", "latest.pth", "best.pth"):
-        (old / f).write_bytes(b"x")
-    time.sleep(0.01)
-    for f in ("ckpt_ep_50.pth", "ckpt_ep_9.pth", "latest.pth"):
-        (new / f).write_bytes(b"x")
+    clock = 1_700_000_000
+    for run, files in ((old, ("ckpt_ep_50.pth", "ckpt_ep_100.pth", "best.pth", "latest.pth")),
+                       (new, ("ckpt_ep_9.pth", "ckpt_step_400.pth", "ckpt_ep_50.pth", "ckpt_step_2000.pth", "latest.pth"))):
+        for f in files:
+            (run / f).write_bytes(b"x")
+            clock += 10
+            os.utime(run / f, (clock, clock))
     names = [str(p.relative_to(tmp_path)) for p in ckpt.find_resume_candidates(tmp_path)]
     assert names == [
-        f"{new.name}/latest.pth", f"{new.name}/ckpt_ep_50.pth", f"{new.name}/ckpt_ep_9.pth",
+        f"{new.name}/latest.pth", f"{new.name}/ckpt_step_2000.pth", f"{new.name}/ckpt_ep_50.pth",
+        f"{new.name}/ckpt_step_400.pth", f"{new.name}/ckpt_ep_9.pth",
         f"{old.name}/latest.pth", f"{old.name}/ckpt_ep_100.pth", f"{old.name}/ckpt_ep_50.pth",
     ]
     # The pointer file goes first, even when it names an older run.
@@ -167,11 +171,12 @@ def test_background_writer_runs_jobs_in_order_and_reports_their_errors(tmp_path)
 
 def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
     """Every generator a run draws from comes back from a weights_only checkpoint and draws the same numbers;
-    the Python generator's state is saved as one tensor, and an older checkpoint's tuple of ints still loads."""
+    the Python generator's state is saved as one tensor, and a tuple of ints (which format version 1 allows) still loads."""
     import numpy as np
 
+    from envs.factory import make_env
+    from sac.checkpoint import capture_rng, restore_rng
     from sac.replay import ReplayBuffer
-    from sac.training import capture_rng, make_env, restore_rng
 
     env, replay = make_env("Robot6Reach-v0"), ReplayBuffer(100, 18, 6, seed=1)
     try:
@@ -182,15 +187,15 @@ def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
             return (random.random(), float(np.random.rand()), float(torch.rand(1)), float(env.unwrapped.np_random.random()),
                     float(env.action_space.sample()[0]), float(replay.rng.random()))
 
-        state = capture_rng(env, replay, torch.device("cpu"))
+        state = capture_rng(env, replay.rng, torch.device("cpu"))
         assert isinstance(state["python"][1], torch.Tensor) and state["python"][1].shape == (625,)
         torch.save({"rng": state}, tmp_path / "rng.pth")
         expected = draws()
         loaded = torch.load(tmp_path / "rng.pth", weights_only=True)["rng"]
-        restore_rng(loaded, env, replay, torch.device("cpu"))
+        restore_rng(loaded, env, replay.rng, torch.device("cpu"))
         assert draws() == expected
-        old = {**loaded, "python": (3, tuple(loaded["python"][1].tolist()), None)}  # the format before the tensor
-        restore_rng(old, env, replay, torch.device("cpu"))
+        old = {**loaded, "python": (3, tuple(loaded["python"][1].tolist()), None)}  # the same state as a tuple of ints
+        restore_rng(old, env, replay.rng, torch.device("cpu"))
         assert draws() == expected
     finally:
         env.close()

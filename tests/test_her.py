@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import envs  # noqa: F401
-from sac.her import FlattenGoalObservation, goal_spec, relabel_episode
+from envs.factory import make_env
+from envs.goals import FlattenGoalObservation, goal_spec
+from sac.her import HindsightSampler
 from sac.replay import ReplayBuffer
-from sac.training import make_env
 
 
 def collect_episode(env, buf, seed):
@@ -28,7 +29,7 @@ def test_relabelled_goals_come_from_the_future_and_rewards_from_the_env():
     env.action_space.seed(0)
     collect_episode(env, buf, seed=1)
     original = buf.transitions(0, 50)
-    assert relabel_episode(buf, 0, 50, spec, k=4) == 200
+    HindsightSampler(buf, spec, k=4, mode="store").end_episode(0, 50)
     assert buf.count == 250
     new = buf.transitions(50, 250)
     achieved_after = original["next_obs"][:, spec.achieved]
@@ -85,11 +86,11 @@ def test_relabelling_at_sampling_time_draws_goals_from_the_rest_of_the_episode()
     spec = goal_spec(env)
     capacity = 120  # two 50-step episodes, then the ring wraps into the first one
     buf = ReplayBuffer(capacity, 18, 6, seed=0)
-    buf.relabel_on_sample(spec, k=4)
+    her = HindsightSampler(buf, spec, k=4)
     env.action_space.seed(0)
     for episode in range(2):
         collect_episode(env, buf, seed=episode)
-        buf.end_episode(50 * episode, 50 * (episode + 1))
+        her.end_episode(50 * episode, 50 * (episode + 1))
     collect_episode_steps = 30  # a third episode in progress: 20 slots of the first lap's episode 0 reused
     obs, _ = env.reset(seed=2)
     for _ in range(collect_episode_steps):
@@ -103,7 +104,7 @@ def test_relabelling_at_sampling_time_draws_goals_from_the_rest_of_the_episode()
     rng_state = buf.rng.bit_generator.state
     relabelled = 0
     for _ in range(40):
-        batch = buf.sample(256)
+        batch = her.sample(256)
         # Recover the sampled slots by replaying the generator's first draw.
         buf_rng = np.random.default_rng()
         buf_rng.bit_generator.state = rng_state
@@ -136,14 +137,13 @@ def test_relabelling_at_sampling_time_with_a_device_mirror_gives_the_same_batche
     device copy itself is never changed. (The "device" is the CPU here; the code path is the GPU's.)"""
     env = make_env("Robot6Reach-v0")
     spec = goal_spec(env)
-    plain, mirrored = ReplayBuffer(120, 18, 6, seed=3), ReplayBuffer(120, 18, 6, seed=3, on_device=True)
-    for buf in (plain, mirrored):
-        buf.relabel_on_sample(spec, k=4)
+    bufs = ReplayBuffer(120, 18, 6, seed=3), ReplayBuffer(120, 18, 6, seed=3, on_device=True)
+    plain, mirrored = (HindsightSampler(buf, spec, k=4) for buf in bufs)
     unrelabelled = ReplayBuffer(120, 18, 6, seed=3)  # draws the same first indices, relabels nothing
     for episode in range(3):  # the third wraps the 120-slot ring into the first episode
         for buf in (plain, mirrored, unrelabelled):
             env.action_space.seed(episode)
-            collect_episode(env, buf, seed=episode)
+            collect_episode(env, getattr(buf, "buffer", buf), seed=episode)
             buf.end_episode(50 * episode, 50 * (episode + 1))
     as_stored = unrelabelled.sample(64)
     for draw in range(5):
@@ -156,5 +156,5 @@ def test_relabelling_at_sampling_time_with_a_device_mirror_gives_the_same_batche
             assert 0.5 < relabelled.float().mean() < 1.0
             assert not torch.equal(batch.rew, as_stored.rew)
     for name in ("obs", "next_obs", "rew"):  # the device copy is the stored data, untouched
-        assert torch.equal(mirrored._mirror[name], torch.from_numpy(getattr(mirrored, name)))
+        assert torch.equal(mirrored.buffer._mirror[name], torch.from_numpy(getattr(mirrored.buffer, name)))
     env.close()

@@ -1,8 +1,8 @@
 """Options that trade exactness for speed still learn (slow): Pendulum-v1 swings up within 6,000 steps."""
 
 import pytest
-
 from conftest import run_cli
+
 from sac.logger import read_csv_rows
 
 # Settings of its own (the defaults are tuned for Robot6Reach-v0): the test stays about the options.

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac.replay import FIELDS, ReplayBuffer, ReplayStore, list_segments
+from sac.replay import FIELDS, ReplayBuffer
+from sac.replay_store import ReplayStore, list_segments
 
 
 def fill(buf, n, start=0):
@@ -116,7 +117,7 @@ def test_discard_after_and_prune(tmp_path):
 
 
 def test_small_segments_are_merged_and_every_checkpoint_still_loads(tmp_path):
-    from sac.replay import MERGE_EVERY
+    from sac.replay_store import MERGE_EVERY
 
     buf = ReplayBuffer(10_000, 3, 2)
     store = ReplayStore(tmp_path)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FAST, TRAIN, cli_env, run_cli, start_cli
+
 from sac import checkpoint as ckpt
 from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 
@@ -103,7 +103,7 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGKILL, (), id="sigkill"),
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
-        pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile"),
+        pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as
         # one CUDA graph per kind (the default on CUDA), captured again after the resume, and the plain one.
         pytest.param(signal.SIGKILL, ("--device", "cuda", "--no-compile"), id="sigkill-cuda-plain", marks=ON_CUDA),
@@ -190,34 +190,21 @@ def test_failed_saves_keep_the_last_checkpoint_and_training_goes_on(tmp_path):
     assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
 
 
-def test_checkpoint_from_before_her_relabel_resumes_storing_copies(tmp_path, capsys):
+@pytest.mark.parametrize("field, saved_with, flag, given", [
+    ("her_relabel", "store", "--her-relabel", "sample"),
+    ("policy_delay", 1, "--policy-delay", 3),
+])
+def test_a_checkpoint_without_a_field_resumes_as_it_was_trained(tmp_path, capsys, field, saved_with, flag, given):
+    """A checkpoint whose config lacks her_relabel stored relabelled copies, one that lacks policy_delay trained
+    the actor at every update: each resumes so, not with the current default, unless the flag is given."""
     from sac.config import Config
-    from sac.errors import ConfigError
-    from sac.training import merge_resume_config
-
-    saved = Config().to_dict()
-    del saved["her_relabel"]  # as written by the version that only stored relabelled copies
-    path = tmp_path / "latest.pth"
-    assert merge_resume_config(Config(), set(), saved, path).her_relabel == "store"
-    assert "[RESUME]" not in capsys.readouterr().out
-    now = merge_resume_config(Config(her_relabel="sample"), {"her_relabel"}, saved, path)
-    assert now.her_relabel == "sample"
-    assert "--her-relabel sample differs from the checkpoint's store: using sample" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="--her-relabel must be sample or store"):
-        Config(her_relabel="later").validate()
-
-
-def test_checkpoint_from_before_policy_delay_resumes_updating_the_actor_every_time(tmp_path, capsys):
-    """A run saved before --policy-delay existed trained the actor at every update: it resumes so, not with
-    today's default of 3."""
-    from sac.config import Config
-    from sac.training import merge_resume_config
+    from sac.resume import merge_resume_config
 
     saved = {**Config().to_dict(), "utd": 2}
-    del saved["policy_delay"]
+    del saved[field]
     path = tmp_path / "latest.pth"
     resumed = merge_resume_config(Config(), set(), saved, path)
-    assert (resumed.policy_delay, resumed.utd) == (1, 2)
+    assert (getattr(resumed, field), resumed.utd) == (saved_with, 2)
     assert "[RESUME]" not in capsys.readouterr().out
-    assert merge_resume_config(Config(policy_delay=3), {"policy_delay"}, saved, path).policy_delay == 3
-    assert "--policy-delay 3 differs from the checkpoint's 1: using 3" in capsys.readouterr().out
+    assert getattr(merge_resume_config(Config(**{field: given}), {field}, saved, path), field) == given
+    assert f"{flag} {given} differs from the checkpoint's {saved_with}: using {given}" in capsys.readouterr().out
