@@ -13,9 +13,12 @@ def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
 
 
 class FusedAdam:
-    """``step()`` of optimizers made by ``make_adam`` (the same lr, betas and eps, no weight decay) that always
-    step together, as one ``torch._fused_adam_`` call with the gradients passed in: the same update as their
-    ``step()``, which spends more time in Python than the kernel takes.
+    """``step()`` of optimizers made by ``make_adam`` that always step together, as one ``torch._fused_adam_``
+    call with the gradients passed in (one per run of optimizers with the same hyperparameters, read from each
+    optimizer's param group at every step): the same update as their ``step()``, which spends more time in
+    Python than the kernel takes. A private torch function, kept for a measured reason: at the default
+    settings the training loop runs at 0.79 of its env steps/s with ``step()`` instead (docs/BENCHMARKS.md,
+    "The Adam step").
 
     The state stays in ``opt.state`` (state_dicts unchanged). The lists the kernel takes are built once, at
     the second step (the first goes through ``step()``, which creates the state), and the step counts are
@@ -27,6 +30,10 @@ class FusedAdam:
     """
 
     def __init__(self, optimizers: list[torch.optim.Adam], flats: list[torch.Tensor | None] | None = None):
+        for opt in optimizers:
+            group = opt.param_groups[0]
+            if len(opt.param_groups) != 1 or group["amsgrad"] or group["maximize"]:
+                raise ValueError("FusedAdam steps one param group per optimizer, without amsgrad or maximize")
         self.optimizers = optimizers
         self.set_flats(flats or [None] * len(optimizers))
         self._one: torch.Tensor | None = None
@@ -42,6 +49,25 @@ class FusedAdam:
     def reset(self) -> None:
         """Forget the lists; the next step builds them from the optimizers' state again."""
         self._lists: tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._runs: list[tuple[int, int, tuple]] = []
+        self._runs_of: tuple | None = None
+
+    def _hyperparameters(self) -> tuple:
+        """Each optimizer's (lr, beta1, beta2, eps, weight_decay), as its param group holds them now."""
+        return tuple((g["lr"], *g["betas"], g["eps"], g["weight_decay"]) for g in (o.param_groups[0] for o in self.optimizers))
+
+    def _make_runs(self, hyper: tuple) -> list[tuple[int, int, tuple]]:
+        """(start, stop, hyperparameters) over ``self.params`` for each run of optimizers that share them."""
+        runs: list[tuple[int, int, tuple]] = []
+        start = 0
+        for opt, flat, h in zip(self.optimizers, self.flats, hyper, strict=True):
+            stop = start + (1 if flat is not None else len(opt.param_groups[0]["params"]))
+            if runs and runs[-1][2] == h:
+                runs[-1] = (runs[-1][0], stop, h)
+            else:
+                runs.append((start, stop, h))
+            start = stop
+        return runs
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One Adam step of ``self.params`` (the optimizers' parameters, or their flat tensors) with ``grads``."""
@@ -51,13 +77,19 @@ class FusedAdam:
             if lists is None:
                 return  # the first step, through optimizer.step()
         counter, exp_avgs, exp_avg_sqs, steps = lists
+        hyper = self._hyperparameters()
+        if hyper != self._runs_of:
+            self._runs, self._runs_of = self._make_runs(hyper), hyper
         counter.add_(self._one)  # a 0-d tensor: a Python 1 would be wrapped in a new tensor on every call
-        group = self.optimizers[0].param_groups[0]
-        beta1, beta2 = group["betas"]
-        torch._fused_adam_(
-            self.params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-            beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False, grad_scale=None, found_inf=None,
-        )
+        whole = len(self._runs) == 1
+        for start, stop, (lr, beta1, beta2, eps, weight_decay) in self._runs:
+            part = slice(start, stop)
+            torch._fused_adam_(
+                self.params if whole else self.params[part], grads if whole else grads[part],
+                exp_avgs if whole else exp_avgs[part], exp_avg_sqs if whole else exp_avg_sqs[part], [],
+                steps if whole else steps[part], amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+                weight_decay=weight_decay, eps=eps, maximize=False, grad_scale=None, found_inf=None,
+            )
 
     def _build_lists(self, grads: list[torch.Tensor]) -> tuple | None:
         """The kernel's lists from the optimizers' state; None after taking the first step with ``step()``

@@ -230,11 +230,13 @@ def test_act_returns_bounded_numpy_action():
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["per-parameter", "flat"])
-def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat):
-    """FusedAdam (one _fused_adam_ call, the step counts as views of one tensor) gives the parameters and the
-    state that optimizer.step() gives, also across a state_dict round trip through a file (then reset())
-    and with optimizer.step() called between its own steps; also when one optimizer's parameters are views
-    of one flat tensor stepped as one (as the agent's actor), its gradient passed flat."""
+@pytest.mark.parametrize("mixed", [False, True], ids=["shared-hyperparameters", "own-hyperparameters"])
+def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat, mixed):
+    """FusedAdam (one _fused_adam_ call per run of optimizers with the same hyperparameters, the step counts as
+    views of one tensor) gives the parameters and the state that optimizer.step() gives, also across a
+    state_dict round trip through a file (then reset()), with optimizer.step() called between its own steps,
+    and with each optimizer's own lr, betas, eps and weight decay, changed between steps; also when one
+    optimizer's parameters are views of one flat tensor stepped as one (as the agent's actor)."""
     torch.manual_seed(0)
     ref = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True), torch.randn((), requires_grad=True)]
     ours = [p.detach().clone().requires_grad_(True) for p in ref]
@@ -243,8 +245,14 @@ def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat):
         flats[0] = torch.cat([p.detach().reshape(-1) for p in ours[:2]])
         for p, view in zip(ours[:2], views_like(flats[0], ours[:2]), strict=True):
             p.data = view
-    ref_opts = [make_adam(ref[:2], 1e-2), make_adam(ref[2:], 1e-2)]
-    our_opts = [make_adam(ours[:2], 1e-2), make_adam(ours[2:], 1e-2)]
+    if mixed:
+        def adams(params):
+            return [torch.optim.Adam(params[:2], lr=1e-2, fused=True),
+                    torch.optim.Adam(params[2:], lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, fused=True)]
+    else:
+        def adams(params):
+            return [make_adam(params[:2], 1e-2), make_adam(params[2:], 1e-2)]
+    ref_opts, our_opts = adams(ref), adams(ours)
     fused = FusedAdam(our_opts, flats=flats)
 
     def step(k, plain=False):
@@ -276,6 +284,9 @@ def test_fused_adam_equals_the_optimizers_own_steps(tmp_path, flat):
         step(k)
     check()
     step(4, plain=True)
+    if mixed:  # a schedule changes one optimizer's learning rate: the next fused step follows it
+        for opt in (ref_opts[0], our_opts[0]):
+            opt.param_groups[0]["lr"] = 5e-3
     step(5)
     check()
     torch.save([opt.state_dict() for opt in our_opts], tmp_path / "opt.pth")
