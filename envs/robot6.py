@@ -1,6 +1,6 @@
 """Robot6Reach: an xArm6 arm in PyBullet that must bring its flange to a random goal.
 
-The robot constants below are named module-level arrays (see STYLE.md, item 6). Facts about the URDF
+The robot constants below are named module-level arrays. Facts about the URDF
 (``xarm/xarm6_robot.urdf`` from ``pybullet_data``): joint 0 is the fixed ``world_joint``, the six revolute
 joints are indices 1-6, and link 6 (``link6``, the flange) is the end effector.
 """

@@ -1,8 +1,8 @@
 """Robot6 SAC: a Soft Actor-Critic trainer whose runs survive interruption.
 
-Modules: ``config`` (the run's hyperparameters), ``networks`` (actor and twin critic), ``agent`` (the SAC
-update), ``replay`` (the replay buffer), ``checkpoint`` (the on-disk contract), ``logger`` (TensorBoard and
-CSV), ``training`` (the loop).
+``training`` is the loop; ``resume``, ``checkpointer``, ``runtime`` and ``logger`` serve a run; ``agent``,
+``networks``, ``optim``, ``her`` and ``replay`` learn; ``checkpoint`` and ``replay_store`` are the files.
+docs/ARCHITECTURE.md describes the layers and the contracts.
 """
 
 from sac.errors import Robot6Error

@@ -128,7 +128,7 @@ class RunLogger:
 
     @property
     def total_elapsed_s(self) -> float:
-        """Seconds of training in this run, earlier sessions included."""
+        """Seconds of training in this run, every process that trained it included."""
         return self.elapsed_s + time.perf_counter() - self._t0
 
     def log_episode(self, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:

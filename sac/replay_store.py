@@ -206,7 +206,7 @@ def _read_segment(path: Path) -> dict[str, np.ndarray] | None:
     try:
         data = torch.load(path, weights_only=True)
         arrays = {k: data[k].numpy() for k in FIELDS}
-        if "to_end" in data:  # segments written before it existed have none: put() writes 0
+        if "to_end" in data:  # a segment without it holds transitions of no known episode: put() writes 0
             arrays["to_end"] = data["to_end"].numpy()
     except Exception:  # missing, truncated or foreign file: treated as a gap
         return None

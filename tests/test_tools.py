@@ -17,7 +17,7 @@ from sac import compare, evaluate, export, inspect
 
 @pytest.fixture
 def run(short_run) -> Path:
-    """The session's short Robot6Reach-v0 run (checkpoints in run/checkpoints, logs in run/runs); read only."""
+    """The shared short Robot6Reach-v0 run (checkpoints in run/checkpoints, logs in run/runs); read only."""
     return short_run
 
 
