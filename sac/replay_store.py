@@ -192,7 +192,7 @@ class ReplayStore:
             keep_from[g] = min(keep_from.get(g, lo), lo)
         keep_from.setdefault(self.generation, self.persisted)  # the next save continues this generation
         deleted, reach = 0, (-1, -1)  # (generation, furthest stop) of the segments seen so far
-        for g, s, e, f in sorted(list_segments(self.folder), key=lambda x: (x[0], x[1], -x[2])):
+        for g, _, e, f in sorted(list_segments(self.folder), key=lambda x: (x[0], x[1], -x[2])):
             covered = reach[0] == g and e <= reach[1]  # an earlier-starting segment already holds it all
             reach = (g, max(e, reach[1]) if reach[0] == g else e)
             if g not in keep_from or e <= keep_from[g] or covered:

@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from sac.networks import Actor, TwinCritic, mlp
+from sac.networks import Actor, DeterministicPolicy, TwinCritic, mlp, scale_action, unscale_action
 
 
 def test_squashed_gaussian_logprob_matches_change_of_variables():
@@ -43,8 +44,10 @@ def test_deterministic_action_is_tanh_mu_and_actions_are_bounded():
     obs = torch.randn(100, 4) * 10
     a, logp = actor(obs, deterministic=True, with_logprob=False)
     assert logp is None
-    # Exactly the modules' result (forward skips the Module calls; export.py and state_dicts use the modules).
+    # Exactly the modules' result (forward skips the Module calls; state_dicts use the modules), and exactly
+    # the one deterministic forward that evaluation and export run.
     assert torch.equal(a, torch.tanh(actor.mu(actor.trunk(obs))))
+    assert torch.equal(a, actor.deterministic(obs))
     torch.manual_seed(0)
     sampled, _ = actor(obs)
     torch.manual_seed(0)
@@ -52,6 +55,27 @@ def test_deterministic_action_is_tanh_mu_and_actions_are_bounded():
     u = actor.mu(h) + actor.log_std(h).clamp(-20, 2).exp() * torch.randn(100, 2)
     assert torch.equal(sampled, torch.tanh(u))
     assert sampled.abs().max() <= 1
+
+
+def test_the_deterministic_policy_is_the_actor_rescaled_to_the_env_bounds():
+    """DeterministicPolicy (what sac.evaluate runs and sac.export writes) = scale_action(actor.deterministic);
+    the numpy fast path the trainer acts with gives the same action; scale_action and unscale_action invert
+    each other for numpy arrays and tensors alike."""
+    actor = Actor(5, 3, [16, 16])
+    low, high = np.array([-2.0, 0.0, -0.5], np.float32), np.array([2.0, 1.0, 0.5], np.float32)
+    half = (high - low) / 2
+    policy = DeterministicPolicy(actor, low, high)
+    obs = torch.randn(64, 5) * 3
+    with torch.no_grad():
+        env_actions = policy(obs)
+        expected = scale_action(actor.deterministic(obs), torch.from_numpy(low), torch.from_numpy(half))
+    assert torch.equal(env_actions, expected)
+    assert (env_actions >= torch.from_numpy(low)).all() and (env_actions <= torch.from_numpy(high)).all()
+    fast = np.stack([scale_action(actor.act_numpy(o.numpy(), deterministic=True), low, half) for o in obs])
+    np.testing.assert_allclose(fast, env_actions.numpy(), rtol=1e-5, atol=1e-6)
+    back = unscale_action(env_actions, torch.from_numpy(low), torch.from_numpy(half))
+    torch.testing.assert_close(back, actor.deterministic(obs).detach(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(unscale_action(fast, low, half), back.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_twin_critic_equals_two_plain_mlps():

@@ -156,7 +156,7 @@ def test_device_mirror_samples_the_same_batches(tmp_path):
     # On a CPU-only machine the "device" is the CPU, but the mirror code path is the same as on a GPU.
     plain, mirrored = ReplayBuffer(64, 3, 2, seed=7), ReplayBuffer(64, 3, 2, seed=7, on_device=True)
     store = ReplayStore(tmp_path)
-    for round_ in range(5):  # wraps around the 64-slot ring
+    for _ in range(5):  # wraps around the 64-slot ring
         for buf in (plain, mirrored):
             fill(buf, 30, start=buf.count)
             recent = buf.transitions(buf.count - 5, buf.count)
