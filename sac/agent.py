@@ -10,7 +10,7 @@ Two implementations of the same step: ``update_autograd`` is the textbook one (l
 ``optimizer.step()``), the reference; the default ``update`` writes the gradients out (the networks'
 ``backward`` methods) and calls the fused Adam kernel directly (``FusedAdam``), under ``torch.inference_mode()``,
 1.3x the updates/s of ``update_autograd`` at 256x256 / batch 256 on a 2-core CPU and 2.3x at 80x80 / batch 128
-(``bench/update_speed.py``; the smaller the matrix products, the more the per-call overhead counts). Both give
+(``python -m bench.update_speed``; the smaller the matrix products, the more the per-call overhead counts). Both give
 the same parameters to float rounding (tests/test_agent.py). ``policy_delay=N`` steps the actor and the
 temperature at every Nth update only (TD3's delayed policy update): the other updates train the critics
 alone, at about 0.55 of the cost; ``update_many`` runs several updates with one actor pass for each run of
