@@ -417,3 +417,14 @@ def test_act_noise_blocks_follow_the_generator_and_reset_discards_them():
     assert not (leftover == first[0]).all()
     agent.reset_noise()  # ...unless the rows are discarded
     assert (agent.act(obs) == first[0]).all()
+
+
+def test_describe_says_where_the_networks_train_and_which_update_runs():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert make_agent().describe() == "cpu (2 threads): the plain update"
+        compiled = SAC(6, 2, [8], 1e-3, 0.95, 0.005, 1.0, compile=True)  # compiles lazily: nothing built yet
+        assert compiled.describe() == "cpu (2 threads): the update through torch.compile"
+    finally:
+        torch.set_num_threads(threads)
