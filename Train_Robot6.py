@@ -6,7 +6,9 @@
     python Train_Robot6.py --resume --resume-ckpt checkpoints/RUN/best.pth
 
 Every flag is a field of ``sac.config.Config``; its help text lives there. This file only parses the command
-line, calls ``sac.training.train`` and turns a user mistake into a one-line message with exit code 2.
+line, calls ``sac.training.train`` and turns a user mistake into a one-line message with exit code 2. Exit
+codes: 0 when the run is complete (or was already), 2 for a user mistake, 128 + N when signal N (SIGINT 130,
+SIGTERM 143) stopped the run before its end, after its save.
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     from sac.training import train  # heavy imports (torch, pybullet) after --help
 
     try:
-        train(Config(**args), given=set(args))
+        result = train(Config(**args), given=set(args))
     except Robot6Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl+C before training started (once it runs, the trainer handles signals)
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return result.exit_code  # 0 once the run is complete; 130/143 when SIGINT/SIGTERM stopped it before
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Learning benchmark: does SAC learn, how fast, and how does it compare with Stable-Baselines3?
 
-For each seed, ours runs the real CLI (``Train_Robot6.py``) for the largest step budget, with periodic
-checkpoints landing exactly on every budget (episodes have a fixed length); SB3's SAC (``--trainer sb3``,
+For each seed, ours runs the real CLI (``Train_Robot6.py``) for ``--total-steps`` of the largest budget, with
+``--save-every-steps`` checkpoints: the first episode end at or past each budget is that budget's checkpoint
+(exactly the budget when episodes have a fixed length that divides it; its step count is in the table when
+not, e.g. for envs that end an episode on success); SB3's SAC (``--trainer sb3``,
 ``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
 gamma, initial entropy coefficient, learning_starts, update-to-data ratio and hindsight relabelling (SB3's
 ``HerReplayBuffer``, "future" strategy, the same number of goals, on a Dict view of the env; on for goal envs
@@ -39,6 +41,7 @@ from bench import ROOT, child_env
 from envs.factory import make_env
 from envs.goals import GoalSpec, goal_spec
 from sac.config import Config
+from sac.errors import Robot6Error
 from sac.evaluate import evaluate, load_policy
 from sac.logger import read_csv_rows
 
@@ -145,7 +148,7 @@ def sb3_worker(args: argparse.Namespace) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (fixed-length episodes)")
+    p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (module:EnvId for a third-party env)")
     p.add_argument("--trainer", choices=("ours", "sb3", "both"), default="ours", help="which SAC to run (default: ours)")
     p.add_argument("--steps", type=int, nargs="+", default=[10_000, 20_000, 50_000], help="env-step budgets to evaluate")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
@@ -164,13 +167,14 @@ def main() -> int:
         sb3_worker(args)
         return 0
 
-    probe = make_env(args.env)
-    ep_len = probe.spec.max_episode_steps
-    probe.close()
-    if not ep_len or any(s % ep_len for s in args.steps):
-        sys.exit(f"error: --steps must be multiples of the episode length ({ep_len}) of {args.env}")
-    every = reduce(math.gcd, args.steps) // ep_len
-    budgets = sorted(args.steps)
+    if min(args.steps) <= 0 or args.eval_episodes <= 0 or args.jobs <= 0:
+        sys.exit("error: --steps, --eval-episodes and --jobs must be positive")
+    try:
+        make_env(args.env).close()
+    except Robot6Error as e:
+        sys.exit(f"error: {e}")
+    every = reduce(math.gcd, args.steps)
+    budgets = sorted(set(args.steps))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
     flags, values = parse_set(args.set)
@@ -186,7 +190,7 @@ def main() -> int:
             trainer, seed = jobs.pop(0)
             if trainer == "ours":
                 cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--env", args.env, "--seed", str(seed),
-                       "--episodes", str(budgets[-1] // ep_len), "--ckpt-every", str(every),
+                       "--total-steps", str(budgets[-1]), "--save-every-steps", str(every), "--ckpt-every", str(10**9),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
                 cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile", "policy_delay")})
@@ -208,14 +212,17 @@ def main() -> int:
             if trainer == "ours":
                 run = next((workdir / f"ckpt_s{seed}").glob("sac_*"))
                 rows = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(next((workdir / f"runs_s{seed}").glob("sac_*")) / "training.csv")}
+                saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
             else:
                 from stable_baselines3 import SAC
 
                 rows = {int(k): v for k, v in json.loads((workdir / f"sb3_s{seed}" / "times.json").read_text()).items()}
             for b in budgets:
                 env = make_env(args.env)
+                step = b
                 if trainer == "ours":
-                    policy, _ = load_policy(run / f"ckpt_ep_{b // ep_len}.pth")
+                    step = next(x for x in saved if x >= b)  # the first episode end at or past the budget
+                    policy, _ = load_policy(run / f"ckpt_step_{step}.pth")
                 else:
                     spec = goal_spec(env)
                     if spec is not None and sb3_values.get("her") is not False:  # trained on the Dict view (HER)
@@ -227,16 +234,22 @@ def main() -> int:
                         policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
-                r["wall_s"] = rows[b]
+                r["wall_s"], r["step"] = rows[step], step
                 results[trainer][b].append(r)
-                print(f"{trainer} seed {seed} @ {b} steps: success {r['success_rate']:.0%}, return {r['mean_return']:.1f}, "
+                success = f"success {r['success_rate']:.0%}, " if np.isfinite(r["success_rate"]) else ""
+                at = f" (checkpoint at {step})" if step != b else ""
+                print(f"{trainer} seed {seed} @ {b} steps{at}: {success}return {r['mean_return']:.1f}, "
                       f"{r['wall_s']:.0f} s", flush=True)
 
     sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
     print(f"\n{args.env}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
           f"eval episodes per seed; {args.jobs} trainings in parallel, {threads} torch thread(s) each")
-    has_success = all(np.isfinite(r["success_rate"]) for t in trainers for r in results[t][budgets[0]])
-    head = "| trainer | env steps | success rate (mean) | per seed | mean final distance (m) |" if has_success else "| trainer | env steps |"
+    has_success = all(np.isfinite(r["success_rate"]) for t in trainers for b in budgets for r in results[t][b])
+    has_distance = all(np.isfinite(r["mean_final_distance"]) for t in trainers for b in budgets for r in results[t][b])
+    off_budget = any(r["step"] != b for t in trainers for b in budgets for r in results[t][b])
+    head = "| trainer | env steps |" + (" checkpoint steps per seed |" if off_budget else "")
+    head += " success rate (mean) | per seed |" if has_success else ""
+    head += " mean final distance (m) |" if has_distance else ""
     print(head + " mean return | per seed | training wall time (s, mean) |")
     print("|" + " --- |" * (head.count("|") + 2))
     for t in trainers:
@@ -244,9 +257,13 @@ def main() -> int:
         for b in budgets:
             rs = results[t][b]
             cells = [name, f"{b:,}"]
+            if off_budget:
+                cells.append(" / ".join(f"{r['step']:,}" for r in rs))
             if has_success:
                 sr = [r["success_rate"] for r in rs]
-                cells += [f"{np.mean(sr):.0%}", " / ".join(f"{x:.0%}" for x in sr), f"{np.mean([r['mean_final_distance'] for r in rs]):.3f}"]
+                cells += [f"{np.mean(sr):.0%}", " / ".join(f"{x:.0%}" for x in sr)]
+            if has_distance:
+                cells.append(f"{np.mean([r['mean_final_distance'] for r in rs]):.3f}")
             cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}", " / ".join(f"{r['mean_return']:.0f}" for r in rs),
                       f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
             print("| " + " | ".join(cells) + " |")

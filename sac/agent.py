@@ -108,7 +108,7 @@ class SAC:
         """Where the networks train and which update runs, in one line (the trainer prints it at the start)."""
         if self.device.type == "cuda":
             where = f"cuda ({torch.cuda.get_device_name(self.device)})"
-            how = "the update replayed as one CUDA graph" if self._graph is not None else "the plain update"
+            how = "the update replays as one CUDA graph" if self._graph is not None else "the plain update"
         else:
             threads = torch.get_num_threads()
             where = f"cpu ({threads} thread{'s' if threads > 1 else ''})"

@@ -98,6 +98,35 @@ def evaluate(policy: Actor | Callable[[np.ndarray], np.ndarray], env, episodes: 
     return EvalResult(np.array(rets), np.array(dists), np.array(succ), np.array(lens))
 
 
+def make_eval_env(env_id: str, render_mode: str | None = None):
+    """The env as the trainer makes it, with ``render_mode`` passed only when frames or a window are wanted
+    (some envs refuse ``render_mode=None``); ``ConfigError`` when the env cannot give them."""
+    from envs.factory import make_env
+
+    if render_mode is None:
+        return make_env(env_id)
+    flag = "--video" if render_mode == "rgb_array" else "--gui"
+    try:
+        env = make_env(env_id, render_mode=render_mode)
+    except ConfigError:
+        raise
+    except Exception as e:  # the env's own constructor refused the mode
+        raise ConfigError(f"{flag}: {env_id} cannot render with render_mode={render_mode!r} "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if render_mode == "rgb_array":
+        try:
+            env.reset(seed=0)
+            frame = env.render()
+        except Exception as e:
+            env.close()
+            raise ConfigError(f"--video: {env_id} cannot render frames ({type(e).__name__}: {e})") from None
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[-1] in (3, 4)):
+            env.close()
+            raise ConfigError(f"--video: {env_id} gives no RGB frames with render_mode='rgb_array' (render() "
+                              f"returned {type(frame).__name__}); evaluate without --video")
+    return env
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """Write RGB frames (H, W, 3) uint8 to ``.mp4`` (ffmpeg, from the imageio-ffmpeg wheel) or ``.gif``."""
     import imageio.v2 as imageio
@@ -160,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             if not display_available():
                 raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")
         actor, meta = load_policy(args.checkpoint)
-        from envs.factory import make_env
-
-        mode = "rgb_array" if args.video else "human" if args.gui else None
-        env = make_env(meta["env_id"], render_mode=mode)
+        env = make_eval_env(meta["env_id"], "rgb_array" if args.video else "human" if args.gui else None)
         frames: list | None = [] if args.video else None
         try:
             result = evaluate(actor, env, args.episodes, args.seed, frames, record_episodes=args.video_episodes)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,17 @@ def completion(config: Config, resume: Resume | None) -> str | None:
     if resume.episode < config.episodes:
         return None
     return f"run {name} is complete: {resume.episode}/{config.episodes} episodes; pass --episodes N to train further"
+
+
+def resume_command(config: Config, run_dir: Path) -> str:
+    """The command that resumes the run in ``run_dir`` when pasted in the folder it was started from, whatever
+    other runs have saved since: the non-default ``--checkpoint-dir``/``--log-dir`` and ``--resume-ckpt`` of
+    the run's ``latest.pth`` (its newest state, so it continues in place)."""
+    defaults, parts = Config(), ["python", "Train_Robot6.py", "--resume"]
+    for name in ("checkpoint_dir", "log_dir"):
+        if getattr(config, name) != getattr(defaults, name):
+            parts += [flag_of(name), getattr(config, name)]
+    return shlex.join([*parts, "--resume-ckpt", str(Path(run_dir) / "latest.pth")])
 
 
 def find_resume(config: Config, given: set[str]) -> Resume | None:

@@ -168,6 +168,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None  # the first signal received, if any
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
@@ -187,7 +188,7 @@ class StopRequest:
             sys.stderr.write("\nSecond signal: exiting now; the last saved checkpoint is intact.\n")
             sys.stderr.flush()
             os._exit(128 + signum)
-        self.requested = True
+        self.requested, self.signum = True, signum
         sys.stderr.write(
             f"\n{signal.Signals(signum).name} received: finishing this episode and saving (signal again to quit now)\n"
         )

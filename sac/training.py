@@ -51,8 +51,14 @@ class TrainResult:
     episode: int
     global_step: int
     last_checkpoint: Path | None
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by a signal before the run was complete
+    stop_signal: int | None = None  # the signal that stopped it
     already_complete: bool = False  # --resume of a run that had nothing left to train: nothing was written
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run is complete; 128 + the signal's number when a signal stopped it before its end."""
+        return 128 + self.stop_signal if self.interrupted and self.stop_signal is not None else 0
 
 
 @dataclass
@@ -235,10 +241,12 @@ class Trainer:
             finally:
                 bar.close()
                 self.close()
-            if stop.requested and self.last_path is not None:
-                print(f"Saved {self.last_path} at episode {self.episode}; resume with: python Train_Robot6.py --resume")
+            interrupted = stop.requested and not self.complete
+            if interrupted and self.last_path is not None:
+                print(f"Saved {self.last_path} at episode {self.episode}; resume with: "
+                      f"{resuming.resume_command(config, self.run_dir)}")
         return TrainResult(self.run_name, self.run_dir, self.log_dir, self.episode, self.global_step, self.last_path,
-                           interrupted=stop.requested)
+                           interrupted=interrupted, stop_signal=stop.signum)
 
     def run_episode(self) -> Episode:
         """Play one episode, updating after every step (or every ``--updates-every`` steps) once learning has

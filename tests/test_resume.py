@@ -57,9 +57,10 @@ def latest(folder: Path) -> dict:
     return ckpt.load_checkpoint(run_dir / "latest.pth")
 
 
-def wait_for_checkpoint(folder: Path, min_episode: int, proc: subprocess.Popen, timeout: float = 60) -> int:
+def wait_for_checkpoint(folder: Path, min_episode: int, proc: subprocess.Popen, timeout: float = 60,
+                        checkpoint_dir: str = "checkpoints") -> int:
     """Poll latest_checkpoint.json until it reports at least ``min_episode``; returns that episode."""
-    pointer = folder / "checkpoints" / ckpt.POINTER_FILE
+    pointer = folder / checkpoint_dir / ckpt.POINTER_FILE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -118,7 +119,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     if sig == signal.SIGTERM:
-        assert proc.returncode == 0, err
+        assert proc.returncode == 128 + signal.SIGTERM, err  # 143: stopped before its end, after its save
         assert "resume with: python Train_Robot6.py --resume" in out
     else:
         assert proc.returncode == -signal.SIGKILL
@@ -144,12 +145,46 @@ def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):
     assert second.returncode == 2 and f"is being trained by another process (pid {proc.pid})" in second.stderr
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # 128 + SIGINT: a wrapper retrying until 0 goes on
     state = latest(tmp_path)
     line = [ln for ln in out.splitlines() if ln.startswith("Saved ")][-1]
-    assert line.endswith(f"at episode {state['episode']}; resume with: python Train_Robot6.py --resume")
+    (run_dir,) = [p for p in (tmp_path / "checkpoints").iterdir() if p.is_dir()]
+    assert line.endswith(f"at episode {state['episode']}; resume with: python Train_Robot6.py --resume "
+                         f"--resume-ckpt {Path('checkpoints') / run_dir.name / 'latest.pth'}")
     assert state["global_step"] == 50 * state["episode"]  # stopped at an episode end, nothing half-done
     assert len(read_csv_rows(next((tmp_path / "runs").iterdir()) / "training.csv")) == state["episode"]
+
+
+def test_the_printed_resume_command_resumes_this_run_and_exit_codes_tell_the_truth(tmp_path):
+    """Custom folders, and a newer run beside it: the printed command carries --checkpoint-dir, --log-dir and
+    --resume-ckpt, and pasted as printed it continues this run to its end, exiting 0; rerun, still 0."""
+    import shlex
+
+    folders = ("--checkpoint-dir", "data/ck", "--log-dir", "data/logs")
+    proc = start_cli("--episodes", "40", *folders, *FAST, cwd=tmp_path)
+    wait_for_checkpoint(tmp_path, 1, proc, checkpoint_dir="data/ck")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run_dir,) = [p for p in (tmp_path / "data" / "ck").iterdir() if p.is_dir()]
+    stopped_at = ckpt.load_checkpoint(run_dir / "latest.pth")["episode"]
+    assert 1 <= stopped_at < 40
+    # Another run saves into the same folders afterwards: a plain --resume would now pick that one.
+    assert run_cli("--episodes", "1", *folders, *FAST, cwd=tmp_path).returncode == 0
+    command = [ln for ln in out.splitlines() if ln.startswith("Saved ")][-1].split("resume with: ", 1)[1]
+    assert command == shlex.join(["python", "Train_Robot6.py", "--resume", *folders, "--resume-ckpt",
+                                  str(Path("data/ck") / run_dir.name / "latest.pth")])
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "Train_Robot6.py"]
+    resumed = run_cli(*argv[2:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"episode {stopped_at}, global_step {50 * stopped_at}" in resumed.stdout
+    assert "continuing in a new run" not in resumed.stdout  # in place: this run's own folders
+    assert ckpt.load_checkpoint(run_dir / "latest.pth")["episode"] == 40
+    rows = read_csv_rows(tmp_path / "data" / "logs" / run_dir.name / "training.csv")
+    assert [int(r["episode"]) for r in rows] == list(range(40))
+    again = run_cli(*argv[2:], cwd=tmp_path)  # the retry loop's next turn: complete, nothing to do
+    assert again.returncode == 0 and "is complete: 40/40 episodes" in again.stdout
 
 
 def test_second_signal_exits_at_once_leaving_a_valid_checkpoint(tmp_path):

@@ -198,3 +198,59 @@ def test_bench_speed_without_sb3_is_a_clear_error(tmp_path):
                              "--buffer-size", "1000"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "leaves fewer than two whole episodes" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def third_party_env() -> dict[str, str]:
+    """The CLI's environment with tests/ on the path, where the test suite's own third-party env lives."""
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env["PYTHONPATH"]])
+    return env
+
+
+def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path):
+    """A goal env that ends episodes on success and refuses render_mode=None (robot6_test_envs): the trainer,
+    sac.evaluate with and without --video, and bench.learn with budgets that are no episode ends all work."""
+    from robot6_test_envs import ENV_ID, NO_FRAMES_ID
+
+    env = third_party_env()
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    trained = call(str(ROOT / "Train_Robot6.py"), "--env", ENV_ID, "--total-steps", "150", *FAST)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    pth = next((tmp_path / "checkpoints").glob("*/latest.pth"))
+    for extra in ([], ["--video", str(tmp_path / "eval.gif"), "--video-episodes", "1"]):
+        result = call("-m", "sac.evaluate", str(pth), "--episodes", "2", *extra)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "success rate" in result.stdout and ENV_ID in result.stdout
+    assert (tmp_path / "eval.gif").stat().st_size > 0
+
+    # An env that draws no frames: --video is one line that says so.
+    assert call(str(ROOT / "Train_Robot6.py"), "--env", NO_FRAMES_ID, "--episodes", "1", "--checkpoint-dir", "nf",
+                *FAST).returncode == 0
+    result = call("-m", "sac.evaluate", str(next((tmp_path / "nf").glob("*/latest.pth"))), "--video", "x.gif")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: --video: {NO_FRAMES_ID} gives no RGB frames with render_mode='rgb_array' (render() returned "
+        "NoneType); evaluate without --video"]
+
+    # Budgets that fall inside episodes: each is evaluated at the first episode end at or past it.
+    learn = call("-m", "bench.learn", "--env", ENV_ID, "--steps", "130", "260", "--seeds", "0", "--eval-episodes", "2",
+                 "--workdir", str(tmp_path / "learn"), "--set", "hidden=16,16", "batch_size=16", "learning_starts=60",
+                 "buffer_size=2000")
+    assert learn.returncode == 0, learn.stderr[-2000:] + learn.stdout[-2000:]
+    assert "nan" not in learn.stdout and "checkpoint steps per seed" in learn.stdout
+    row = next(ln for ln in learn.stdout.splitlines() if ln.startswith("| ours | 130 |"))
+    step = int(row.split("|")[3].strip().replace(",", ""))
+    assert 130 <= step < 130 + 50 and step in {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "learn").rglob("ckpt_step_*.pth")}
+
+
+def test_learn_on_an_env_without_success_prints_no_success_column(tmp_path):
+    learn = subprocess.run(
+        [sys.executable, "-m", "bench.learn", "--env", "Pendulum-v1", "--steps", "300", "400", "--seeds", "0",
+         "--eval-episodes", "1", "--set", "hidden=16,16", "batch_size=16", "learning_starts=100"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert learn.returncode == 0, learn.stderr[-2000:]
+    assert "nan" not in learn.stdout and "success" not in learn.stdout
+    assert "| ours | 300 | 400 |" in learn.stdout  # Pendulum's 200-step episodes: 300 is checkpointed at 400
