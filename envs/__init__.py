@@ -2,9 +2,16 @@
 
 import gymnasium as gym
 
-from envs.robot6 import MAX_EPISODE_STEPS, Robot6ReachEnv
+from envs.tasks.push import Robot6PushEnv
+from envs.tasks.reach import MAX_EPISODE_STEPS, Robot6ReachEnv
 
-__all__ = ["Robot6ReachEnv"]
+__all__ = ["Robot6PushEnv", "Robot6ReachEnv"]
 
-if "Robot6Reach-v0" not in gym.registry:
-    gym.register(id="Robot6Reach-v0", entry_point="envs.robot6:Robot6ReachEnv", max_episode_steps=MAX_EPISODE_STEPS)
+ENVS = {
+    "Robot6Reach-v0": ("envs.tasks.reach:Robot6ReachEnv", {}),
+    "Robot6Push-v0": ("envs.tasks.push:Robot6PushEnv", {}),
+    "Robot6PushDense-v0": ("envs.tasks.push:Robot6PushEnv", {"dense": True}),
+}
+for env_id, (entry_point, kwargs) in ENVS.items():
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=MAX_EPISODE_STEPS)

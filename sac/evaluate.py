@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.video is not None and args.gui:
             raise ConfigError("--video and --gui cannot be combined: choose one")
         if args.gui:
-            from envs.robot6 import display_available
+            from envs.robot import display_available
 
             if not display_available():
                 raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")

@@ -8,7 +8,7 @@ Made as ``robot6_test_envs:EarlyStopReach-v0`` (gymnasium imports the module) wi
 import gymnasium as gym
 import numpy as np
 
-from envs.robot6 import ACHIEVED_GOAL, DESIRED_GOAL, MAX_EPISODE_STEPS, Robot6ReachEnv
+from envs.tasks.reach import ACHIEVED_GOAL, DESIRED_GOAL, MAX_EPISODE_STEPS, Robot6ReachEnv
 
 ENV_ID = "robot6_test_envs:EarlyStopReach-v0"
 

@@ -103,6 +103,7 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGTERM, (), id="sigterm"),
         pytest.param(signal.SIGKILL, (), id="sigkill"),
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
+        pytest.param(signal.SIGKILL, ("--env", "Robot6Push-v0"), id="sigkill-push"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as

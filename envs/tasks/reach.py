@@ -1,40 +1,20 @@
-"""Robot6Reach: an xArm6 arm in PyBullet that must bring its flange to a random goal.
-
-The robot constants below are named module-level arrays. Facts about the URDF
-(``xarm/xarm6_robot.urdf`` from ``pybullet_data``): joint 0 is the fixed ``world_joint``, the six revolute
-joints are indices 1-6, and link 6 (``link6``, the flange) is the end effector.
-"""
+"""Robot6Reach-v0: bring the flange of a bare xArm6 (``envs.robot.XArm6``) to a random goal."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import os
-import sys
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pybullet
-import pybullet_data
 from gymnasium import spaces
-from pybullet_utils.bullet_client import BulletClient
 
-ROBOT_URDF = "xarm/xarm6_robot.urdf"
-JOINT_INDICES = np.arange(1, 7)
-EE_LINK = 6
-# At all-zero joints the arm is folded onto itself; this pose holds the flange near (0.36, 0, 0.31).
-NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
-# Joint targets are clipped to these (rad). URDF limits, with the +-2pi wrist/base joints cut to +-pi so
-# the arm cannot wind its cables up; a reach task never needs more than half a turn.
-JOINT_LOW = np.array([-np.pi, -2.059, -3.927, -np.pi, -1.69297, -np.pi])
-JOINT_HIGH = np.array([np.pi, 2.0944, 0.19198, np.pi, np.pi, np.pi])
+from envs.robot import FLANGE_LINK, JOINT_HIGH, JOINT_LOW, NEUTRAL_Q, PHYSICS_HZ, SUBSTEPS, XArm6, camera_image, connect
+
+EE_LINK = FLANGE_LINK
 _JOINT_LOW, _JOINT_HIGH = JOINT_LOW.tolist(), JOINT_HIGH.tolist()  # for step's Python loop
 # Maximum change of each joint-position target per env step, per unit of action (rad).
 ACTION_SCALE = 0.05
-PHYSICS_HZ = 240
-SUBSTEPS = 10  # physics steps per action: 24 Hz control
 # Goals are drawn uniformly in this box (m, world frame); every point in it is reachable by IK.
 GOAL_LOW = np.array([0.25, -0.30, 0.10])
 GOAL_HIGH = np.array([0.55, 0.30, 0.45])
@@ -43,33 +23,6 @@ MAX_EPISODE_STEPS = 50
 # Where the observation holds the flange position (the achieved goal) and the goal (the desired goal).
 ACHIEVED_GOAL = slice(12, 15)
 DESIRED_GOAL = slice(15, 18)
-
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence the process's stdout file descriptor (C-level prints) inside the block."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced stdout (pytest capture, notebooks)
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
-def display_available() -> bool:
-    """Whether a window can be opened: PyBullet's GUI kills the process, not raises, when it cannot."""
-    if sys.platform != "linux":
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 class Robot6ReachEnv(gym.Env):
@@ -109,37 +62,18 @@ class Robot6ReachEnv(gym.Env):
             dtype=np.float32,
         )
 
-        if render_mode == "human" and not display_available():
-            raise gym.error.Error("render_mode='human' opens a PyBullet window, but no display was found (DISPLAY is unset)")
-        mode = pybullet.GUI if render_mode == "human" else pybullet.DIRECT
-        with _quiet_stdout():  # PyBullet's C code prints "argv[0]=" on every connection
-            self._sim = BulletClient(connection_mode=mode)
-        sim = self._sim
-        sim.setAdditionalSearchPath(pybullet_data.getDataPath())
-        sim.setGravity(0, 0, -9.81)
-        sim.setTimeStep(1.0 / PHYSICS_HZ)
-        if mode == pybullet.GUI:
-            sim.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0)
+        self._sim = sim = connect(render_mode)
         self._plane = sim.loadURDF("plane.urdf")
-        self._robot = sim.loadURDF(ROBOT_URDF, useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
-        # The fixed base rests on the floor: that contact can never matter, so skip it every substep.
-        sim.setCollisionFilterPair(self._robot, self._plane, -1, -1, 0)
-        self._joints = JOINT_INDICES.tolist()
-        self._forces = [sim.getJointInfo(self._robot, j)[10] for j in self._joints]
+        self.robot = robot = XArm6(sim, self._plane)
         # The goal marker is the success region: the flange inside the sphere counts as success.
-        marker = sim.createVisualShape(pybullet.GEOM_SPHERE, radius=SUCCESS_DISTANCE, rgbaColor=[0.0, 0.9, 0.9, 0.6])
+        marker = sim.createVisualShape(sim.GEOM_SPHERE, radius=SUCCESS_DISTANCE, rgbaColor=[0.0, 0.9, 0.9, 0.6])
         self._goal_marker = sim.createMultiBody(baseMass=0.0, baseVisualShapeIndex=marker, basePosition=GOAL_LOW.tolist())
-        for j, q in zip(self._joints, NEUTRAL_Q, strict=True):
-            sim.resetJointState(self._robot, j, q, 0.0)
+        robot.reset_pose(NEUTRAL_Q)
         # A snapshot of the whole simulation (contact caches included) taken once: every reset restores it,
         # so an episode is bit-identical whatever ran before it in this client (exact resume needs this).
         self._initial_state = sim.saveState()
-        # The calls of every step bound once: BulletClient looks each call up and wraps it anew (~1.5 us a time).
-        client = {"physicsClientId": sim._client}
-        self._step_simulation = functools.partial(pybullet.stepSimulation, **client)
-        self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
-        self._joint_states = functools.partial(pybullet.getJointStates, **client)
-        self._link_state = functools.partial(pybullet.getLinkState, **client)
+        self._step_simulation = robot.step_simulation
+        self._drive = robot.drive
         self._target = NEUTRAL_Q.tolist()
         self._goal = (GOAL_LOW + GOAL_HIGH) / 2
 
@@ -187,15 +121,7 @@ class Robot6ReachEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        sim = self._sim
-        view = sim.computeViewMatrixFromYawPitchRoll(
-            cameraTargetPosition=[0.3, 0.0, 0.2], distance=1.0, yaw=45, pitch=-25, roll=0, upAxisIndex=2
-        )
-        proj = sim.computeProjectionMatrixFOV(fov=60, aspect=self.width / self.height, nearVal=0.05, farVal=5.0)
-        _, _, rgba, _, _ = sim.getCameraImage(
-            self.width, self.height, view, proj, renderer=pybullet.ER_TINY_RENDERER
-        )
-        return np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)[:, :, :3].copy()
+        return camera_image(self._sim, self.width, self.height, [0.3, 0.0, 0.2])
 
     def close(self):
         if getattr(self, "_sim", None) is not None:
@@ -207,12 +133,9 @@ class Robot6ReachEnv(gym.Env):
         """The current goal position (3,), world frame, metres."""
         return self._goal.copy()
 
-    def _drive(self, target: list[float]) -> None:
-        self._motor_control(self._robot, self._joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self._forces)
-
     def _observe(self) -> tuple[np.ndarray, float]:
-        states = self._joint_states(self._robot, self._joints)
-        ee = self._link_state(self._robot, EE_LINK, computeForwardKinematics=True)[4]
+        states = self.robot.joint_states()
+        ee = self.robot.link_position(EE_LINK)
         goal = self._goal
         obs = np.array([*(s[0] for s in states), *(s[1] for s in states), *ee, *goal], dtype=np.float32)
         diff = np.subtract(ee, goal)

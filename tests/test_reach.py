@@ -1,4 +1,4 @@
-"""Robot6Reach-v0: gymnasium API compliance, determinism, reward terms, rendering."""
+"""Robot6Reach-v0 (envs/tasks/reach.py): gymnasium API compliance, determinism, reward terms, rendering."""
 
 import gymnasium as gym
 import numpy as np
@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.passive_env_checker import env_render_passive_checker
 
 import envs  # noqa: F401
-from envs.robot6 import GOAL_HIGH, GOAL_LOW, MAX_EPISODE_STEPS, SUCCESS_DISTANCE
+from envs.tasks.reach import GOAL_HIGH, GOAL_LOW, MAX_EPISODE_STEPS, SUCCESS_DISTANCE
 
 
 @pytest.fixture
