@@ -26,22 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="Train_Robot6.py",
         description="Train Soft Actor-Critic on a 6-DOF robot arm (PyBullet). Checkpoints every episode; "
-        "--resume continues exactly where a run stopped. On resume, settings come from the checkpoint "
-        "unless given again here (flags given now win, and each change is reported).",
+        "--resume continues exactly where a run stopped. A new run's learning settings come from its env's "
+        "preset (presets.toml: a table per env, [default] for any other), flags given here win. On resume, "
+        "settings come from the checkpoint unless given again here (flags given now win, and each change is "
+        "reported).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,
     )
     defaults = Config()
+    from sac.presets import PRESET_FIELDS, preset_for  # light: tomllib
+
+    _, reach = preset_for(defaults.env_id)
     for f in dataclasses.fields(Config):
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"]
+        if f.name in PRESET_FIELDS:  # the default comes from the env's preset
+            value = reach.get(f.name, default)
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            help_text += f" (default: the env's preset in presets.toml; {defaults.env_id}: {shown})"
+            default = None
         flag = flag_of(f.name)
         if f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
         elif f.type == "bool | None":  # None: decided by the env (--her) or the device (--compile)
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif f.name == "hidden":
-            parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=f"{help_text} (default: {' '.join(map(str, default))})")
+            parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=help_text)
         else:
             base = str(f.type).split("|")[0].strip()  # "int | None" -> "int"
             kind = {"int": int, "float": float}.get(base, str)

@@ -28,7 +28,7 @@ from sac.fileio import atomic_write_bytes, atomic_write_json
 FORMAT_VERSION = 1
 AGENT_KEYS = ("policy", "q1", "q2", "q1_target", "q2_target", "policy_opt", "q_opt", "alpha_opt", "log_alpha")
 REQUIRED_KEYS = (*AGENT_KEYS, "global_step", "episode", "best_reward", "meta")
-OPTIONAL_KEYS = ("rng", "replay", "logger")
+OPTIONAL_KEYS = ("rng", "replay", "logger", "evaluation")
 POINTER_FILE = "latest_checkpoint.json"
 _PERIODIC = re.compile(r"ckpt_(ep|step)_(\d+)\.pth$")
 

@@ -26,7 +26,8 @@ def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None =
 
 @dataclass
 class Config:
-    """Everything that defines a training run. Defaults are a complete run that learns Robot6Reach-v0."""
+    """Everything that defines a training run. The defaults here are Robot6Reach-v0's; a run starts from its
+    env's preset (``sac.presets``, ``presets.toml``) in the fields a preset sets."""
 
     env_id: str = _opt("Robot6Reach-v0", "gymnasium environment id; any env with Box observation and action spaces", flag="--env")
     episodes: int = _opt(1000, "total episodes of the run; a resumed run trains only the remainder")
@@ -34,7 +35,7 @@ class Config:
     seed: int = _opt(0, "random seed for networks, replay sampling, the environment and warm-up actions")
     device: str = _opt("auto", "where networks train: auto (CUDA when available, else CPU), cpu or cuda")
     lr: float = _opt(1e-3, "Adam learning rate of the policy, the critics and the entropy temperature")
-    gamma: float = _opt(0.9, "discount factor (0.9: a horizon of about 10 steps, tuned for Robot6Reach-v0; longer tasks usually want 0.95-0.99)")
+    gamma: float = _opt(0.9, "discount factor of future rewards (0.9 looks about 10 steps ahead, 0.99 about 100)")
     tau: float = _opt(0.01, "Polyak averaging rate of the target critics: each update moves them this fraction of the way to the critics")
     batch_size: int = _opt(128, "transitions per gradient update")
     buffer_size: int = _opt(1_000_000, "replay buffer capacity in transitions")
@@ -49,6 +50,8 @@ class Config:
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
     compile: bool | None = _opt(None, "a compiled update: on CUDA (the default there) the update captured once as a CUDA graph and replayed, the same results bit for bit; on a CPU through torch.compile (about 20 s of compiling at the first update, the same update to float rounding, needs a C++ compiler and the Python headers; slower than the plain update at --policy-delay > 1); --no-compile: the plain update everywhere")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim")
+    eval_every: int = _opt(5000, "evaluate the deterministic policy every N env steps (at the first episode end past each multiple) on its own env and seeds; best.pth is then the checkpoint of the best mean evaluation return (before the first evaluation, of the best exploring episode); 0: no evaluation, best.pth by the exploring episodes' return")
+    eval_episodes: int = _opt(20, "episodes per evaluation, each on a fresh goal")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
     ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
@@ -60,7 +63,8 @@ class Config:
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the flag of the first invalid value."""
-        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every", "utd", "policy_delay", "updates_every", "her_k")
+        positive_ints = ("episodes", "batch_size", "buffer_size", "ckpt_every", "utd", "policy_delay", "updates_every", "her_k",
+                         "eval_episodes")
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {getattr(self, name)}")
@@ -70,6 +74,8 @@ class Config:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {value}")
         if self.her_relabel not in ("sample", "store"):
             raise ConfigError(f"--her-relabel must be sample or store, got {self.her_relabel!r}")
+        if self.eval_every < 0:
+            raise ConfigError(f"--eval-every must be >= 0 (0: no evaluation), got {self.eval_every}")
         if self.learning_starts < 0:
             raise ConfigError(f"--learning-starts must be >= 0, got {self.learning_starts}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

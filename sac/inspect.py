@@ -40,7 +40,7 @@ def _row(path: Path) -> dict[str, str]:
         return {"file": path.name, "episode": "", "step": "", "best": "", "saved_at": "", "size": size, "replay": "", "status": f"INVALID: {reason}"}
     meta = state["meta"]
     return {
-        "file": path.name,
+        "file": path.name + (" (by eval)" if path.name == "best.pth" and meta.get("best_by") == "evaluation return" else ""),
         "episode": str(state["episode"]),
         "step": str(state["global_step"]),
         "best": f"{state['best_reward']:.3f}",
@@ -102,6 +102,13 @@ def inspect_file(path: Path) -> None:
           f"action low {meta.get('action_low')}, high {meta.get('action_high')}")
     print(f"  episode {state['episode']}, global_step {state['global_step']}, best_reward {state['best_reward']:.4f}, "
           f"alpha {state['log_alpha'].exp().item():.5f}")
+    print(f"  best.pth chosen by: {meta.get('best_by', 'episode return')}")
+    evaluation = state.get("evaluation")
+    if evaluation and evaluation.get("last"):
+        last = evaluation["last"]
+        success = f", success {last['success_rate']:.0%}" if last.get("success_rate") == last.get("success_rate") else ""
+        print(f"  last evaluation: step {last['global_step']}, return {last['mean_return']:.3f}{success} "
+              f"({evaluation['count']} evaluations, best return {evaluation['best']:.3f}, every {evaluation['every']} steps)")
     replay = state.get("replay")
     if replay:
         print(f"  replay: {replay_on_disk(path.parent, replay)} transitions (generation {replay['generation']}, "

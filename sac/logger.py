@@ -25,6 +25,8 @@ from sac.fileio import atomic_write_bytes
 
 CSV_NAME = "training.csv"
 CSV_COLUMNS = ("episode", "global_step", "episode_reward", "episode_length", "success", "final_distance", "sps", "elapsed_s")
+EVAL_CSV_NAME = "eval.csv"  # one row per evaluation, after the episode it follows
+EVAL_CSV_COLUMNS = ("episode", "global_step", "return_mean", "return_std", "success_rate", "final_distance", "length_mean", "episodes")
 # Columns that measure the wall clock; they differ between two otherwise identical runs.
 WALL_CLOCK_COLUMNS = ("sps", "elapsed_s")
 
@@ -50,9 +52,9 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _csv_text(rows: list[dict[str, Any]]) -> str:
+def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -83,11 +85,10 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / CSV_NAME
-        source = Path(history_from) / CSV_NAME if history_from else self.csv_path
-        kept = [r for r in read_csv_rows(source) if int(r["episode"]) < start_episode]
-        atomic_write_bytes(self.csv_path, _csv_text(kept).encode())
-        self._csv = open(self.csv_path, "a", newline="")
-        self._csv_writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        self._csv, self._csv_writer = self._continue_csv(CSV_NAME, CSV_COLUMNS, history_from, start_episode)
+        self._eval_csv: Any = None  # eval.csv, opened at the first evaluation logged (or now, if it exists)
+        if (Path(history_from) if history_from else self.run_dir).joinpath(EVAL_CSV_NAME).is_file():
+            self._eval_csv, self._eval_writer = self._continue_csv(EVAL_CSV_NAME, EVAL_CSV_COLUMNS, history_from, start_episode)
         # Every scalar of the episode ending at start_step was logged at that step and is kept; the
         # purge removes what a killed process logged after its last checkpoint.
         purge = start_step + 1 if start_step > 0 and history_from is None else None
@@ -100,6 +101,16 @@ class RunLogger:
         self._wandb = None
         if wandb_project is not None:
             self._start_wandb(wandb_project, run_name or self.run_dir.name, config or {})
+
+    def _continue_csv(self, name: str, columns: tuple[str, ...], history_from: Path | None, start_episode: int):
+        """Open ``name`` in the run folder for appending, holding the rows (of this run, or of the run it forks)
+        of the episodes before ``start_episode`` only; returns the file and its writer."""
+        path = self.run_dir / name
+        source = Path(history_from) / name if history_from else path
+        kept = [r for r in read_csv_rows(source) if int(r["episode"]) < start_episode]
+        atomic_write_bytes(path, _csv_text(kept, columns).encode())
+        f = open(path, "a", newline="")
+        return f, csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
 
     def _start_wandb(self, project: str, run_name: str, config: dict[str, Any]) -> None:
         try:
@@ -140,6 +151,16 @@ class RunLogger:
         if self._wandb is not None:
             self._wandb.log({**scalars, "global_step": step})
 
+    def log_eval(self, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:
+        """Append one ``eval.csv`` row and write ``scalars`` to TensorBoard (and W&B) at ``step``."""
+        if self._eval_csv is None:
+            self._eval_csv, self._eval_writer = self._continue_csv(EVAL_CSV_NAME, EVAL_CSV_COLUMNS, None, 0)
+        self._eval_writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        for tag, value in scalars.items():
+            self.tb.add_scalar(tag, value, step)
+        if self._wandb is not None:
+            self._wandb.log({**scalars, "global_step": step})
+
     def flush(self) -> None:
         """Make everything logged so far durable (called before each checkpoint, so logs never lag it)."""
         self.hand_over()
@@ -148,11 +169,15 @@ class RunLogger:
     def hand_over(self) -> None:
         """Pass the rows logged so far to the operating system (cheap); ``sync`` then makes them durable."""
         self._csv.flush()
+        if self._eval_csv is not None:
+            self._eval_csv.flush()
 
     def sync(self) -> None:
         """Make durable what ``hand_over`` passed on: fsync ``training.csv``, flush TensorBoard's event file.
         Safe to call from another thread (the checkpoint writer) while the training loop goes on logging."""
         os.fsync(self._csv.fileno())
+        if self._eval_csv is not None:
+            os.fsync(self._eval_csv.fileno())
         self.tb.flush()
 
     def state_dict(self) -> dict[str, Any]:
@@ -162,6 +187,8 @@ class RunLogger:
     def close(self) -> None:
         self.flush()
         self._csv.close()
+        if self._eval_csv is not None:
+            self._eval_csv.close()
         self.tb.close()
         if self._wandb is not None:
             self._wandb.finish()

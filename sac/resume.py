@@ -13,6 +13,7 @@ from typing import Any
 from sac import checkpoint as ckpt
 from sac.config import RUN_FIELDS, Config, flag_of
 from sac.errors import CheckpointError, ConfigError
+from sac.presets import apply_preset
 from sac.runtime import new_run_name
 
 # Fields a resumed run cannot change: they define the environment or the shape of saved tensors.
@@ -53,6 +54,8 @@ def given_fields(config: Config, given: Iterable[str] | None) -> set[str]:
 
 def plan(config: Config, given: set[str]) -> tuple[Config, Resume | None]:
     """The validated config of a run and, with ``--resume``, the checkpoint it continues (None: a fresh start).
+    A fresh run takes its env's preset in the fields not given (and prints where each setting came from); a
+    resumed one the checkpoint's settings.
 
     Raises ``Robot6Error`` for a bad flag, a missing ``--resume-ckpt`` or an incompatible checkpoint.
     """
@@ -62,7 +65,10 @@ def plan(config: Config, given: set[str]) -> tuple[Config, Resume | None]:
     resume = find_resume(config, given) if config.resume else None
     if resume is not None:
         config = merge_resume_config(config, given, resume.state["meta"].get("config", {}), resume.path)
-        config.validate()
+    else:
+        config, line = apply_preset(config, given)
+        print(line)
+    config.validate()
     if "episodes" in given:  # --episodes given now replaces a --total-steps of the checkpoint
         config = dataclasses.replace(config, total_steps=None)
     return config, resume

@@ -30,6 +30,7 @@ from sac.agent import SAC
 from sac.checkpointer import Checkpointer
 from sac.config import Config
 from sac.errors import CheckpointError, ConfigError
+from sac.evaluation import Evaluator
 from sac.fileio import atomic_write_json
 from sac.her import HindsightSampler
 from sac.logger import RunLogger
@@ -101,8 +102,8 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
 class Trainer:
     """One run: builds (or restores) agent, replay buffer and logs, then plays episodes.
 
-    Public API: ``run_episode()``, ``save(episode_reward)``, ``flush()`` (wait for the checkpoint files),
-    ``close()``, and ``run()``, the loop of ``train`` (a progress bar, signals, until the run is complete).
+    Public API: ``run_episode()``, ``evaluate_if_due()``, ``save(episode_reward)``, ``flush()`` (wait for the
+    checkpoint files), ``close()``, and ``run()``, the loop of ``train`` (a progress bar, signals, until the run is complete).
     The env stays open after ``close``: its owner closes it.
     """
 
@@ -127,14 +128,20 @@ class Trainer:
         self.log_dir = Path(config.log_dir) / self.run_name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunDirLock(self.run_dir)
+        self.evaluator: Evaluator | None = None
         try:
             self.checkpointer = Checkpointer(self.run_dir, self.run_name, config.ckpt_every, config.save_every_steps,
                                              config.keep_last)
+            if config.eval_every > 0:
+                self.evaluator = Evaluator(config.env_id, config.eval_every, config.eval_episodes, config.seed)
             logger_state = self._restore(resume) if resume is not None else None
             self.logger = self._open_logs(resume, logger_state)
         except BaseException:
+            if self.evaluator is not None:
+                self.evaluator.close()
             self._lock.release()
             raise
+        self._best_now = False  # an evaluation at this episode end set a new best
         self.meta = {"format_version": ckpt.FORMAT_VERSION, **self.signature, "run_name": self.run_name,
                      "config": config.to_dict(), "versions": versions()}
 
@@ -179,6 +186,8 @@ class Trainer:
         else:
             print(f"[RESUME] {path} holds no RNG state: the continuation will not repeat an uninterrupted run")
         self.reset_seed = None  # the env's generator continues from the checkpoint
+        if self.evaluator is not None:
+            self.evaluator.load_state_dict(state.get("evaluation"), self.global_step)
         return state.get("logger")
 
     def _open_logs(self, resume: Resume | None, logger_state: dict[str, Any] | None) -> RunLogger:
@@ -230,6 +239,7 @@ class Trainer:
             try:
                 while not self.complete and not stop.requested:
                     ep = self.run_episode()
+                    self.evaluate_if_due()
                     self.save(ep.reward)
                     if ep.success is not None:
                         recent_success.append(float(ep.success))
@@ -237,6 +247,10 @@ class Trainer:
                     postfix = {"ep": self.episode, "reward": f"{ep.reward:.2f}", "sps": f"{ep.sps:.0f}", "step": self.global_step}
                     if recent_success:
                         postfix["success"] = f"{np.mean(recent_success):.0%}"
+                    last = self.evaluator.last if self.evaluator is not None else None
+                    if last is not None:
+                        rate = last["success_rate"]
+                        postfix["eval"] = f"{rate:.0%}" if np.isfinite(rate) else f"{last['mean_return']:.2f}"
                     bar.set_postfix(postfix, refresh=False)
             finally:
                 bar.close()
@@ -313,21 +327,38 @@ class Trainer:
         }
         self.logger.log_episode(row, scalars, self.global_step)
 
+    def evaluate_if_due(self) -> bool:
+        """At an episode end: evaluate the deterministic policy if the next evaluation is due, log it (eval.csv,
+        TensorBoard ``eval/*``); returns whether it ran. Nothing of training is drawn or changed."""
+        self._best_now = False
+        if self.evaluator is None or not self.evaluator.due(self.global_step):
+            return False
+        result, self._best_now = self.evaluator.run(self.agent, self.global_step)
+        self.logger.log_eval(*self.evaluator.log_entry(result, self.episode - 1, self.global_step), self.global_step)
+        return True
+
     def save(self, episode_reward: float) -> None:
         """Checkpoint the state at this episode end: latest.pth, and best.pth and periodic files when due.
-        Returns once the state is serialised; a background thread writes the files (``flush`` waits)."""
+        best.pth follows the evaluations once there has been one (a new best mean evaluation return at this
+        episode end), else the exploring episodes' return. Returns once the state is serialised; a background
+        thread writes the files (``flush`` waits)."""
         is_best = episode_reward > self.best_reward
         self.best_reward = max(self.best_reward, episode_reward)
+        by_evaluation = self.evaluator is not None and self.evaluator.count > 0
+        if by_evaluation:
+            is_best = self._best_now
         names = self.checkpointer.due(self.episode, self.global_step, self.last_ep_len, is_best)
         state = {
             **self.agent.state_dict(),
             "global_step": self.global_step,
             "episode": self.episode,
             "best_reward": self.best_reward,
-            "meta": self.meta,
+            "meta": {**self.meta, "best_by": "evaluation return" if by_evaluation else "episode return"},
             "rng": ckpt.capture_rng(self.env, self.replay.rng, self.device),
             "logger": self.logger.state_dict(),
         }
+        if self.evaluator is not None:
+            state["evaluation"] = self.evaluator.state_dict()
         self.checkpointer.save(names, state, self.replay, self.logger)
 
     def flush(self) -> None:
@@ -335,11 +366,14 @@ class Trainer:
         self.checkpointer.finish()
 
     def close(self) -> None:
-        """Finish the save in flight, close the logs and release the run folder. The env stays open."""
+        """Finish the save in flight, close the logs and the evaluation env, release the run folder. The env
+        stays open (its owner closes it)."""
         try:
             self.checkpointer.close()
         finally:
             try:
                 self.logger.close()
+                if self.evaluator is not None:
+                    self.evaluator.close()
             finally:
                 self._lock.release()

@@ -238,6 +238,7 @@ def test_help_explains_every_flag():
     import sys
 
     from sac.config import Config, flag_of
+    from sac.presets import PRESET_FIELDS
 
     out = subprocess.run([sys.executable, str(ROOT / "Train_Robot6.py"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0
@@ -252,7 +253,10 @@ def test_help_explains_every_flag():
         default = getattr(defaults, f.name)
         if default is not None and not isinstance(default, bool):
             shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
-            assert f"(default: {shown})" in text, flag
+            if f.name in PRESET_FIELDS:  # Config's defaults are Robot6Reach-v0's preset
+                assert f"(default: the env's preset in presets.toml; Robot6Reach-v0: {shown})" in text, flag
+            else:
+                assert f"(default: {shown})" in text, flag
 
 
 def tree_state(folder: Path) -> dict[str, tuple[int, int, str]]:

@@ -39,7 +39,7 @@ def test_passes_gymnasium_env_checker(env):
 def test_spaces_goals_and_episode_length(env):
     assert env.action_space.shape == (3,)
     assert {k: s.shape for k, s in env.observation_space.spaces.items()} == {
-        "observation": (18,), "achieved_goal": (3,), "desired_goal": (3,)}
+        "observation": (21,), "achieved_goal": (3,), "desired_goal": (3,)}
     env.action_space.seed(0)
     for seed in range(20):
         obs, info = env.reset(seed=seed)

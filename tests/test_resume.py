@@ -103,7 +103,9 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGTERM, (), id="sigterm"),
         pytest.param(signal.SIGKILL, (), id="sigkill"),
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
-        pytest.param(signal.SIGKILL, ("--env", "Robot6Push-v0"), id="sigkill-push"),
+        pytest.param(signal.SIGKILL, ("--env", "Robot6Push-v0", "--eval-every", "300", "--eval-episodes", "2"),
+                     id="sigkill-push-evaluating"),
+        pytest.param(signal.SIGTERM, ("--eval-every", "150", "--eval-episodes", "2"), id="sigterm-evaluating"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as
@@ -137,6 +139,14 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(straight, tmp_path
     reference = straight(options)
     assert_same_state(latest(reference), latest(tmp_path))
     assert csv_without_wall_clock(reference) == csv_without_wall_clock(tmp_path)
+    if "--eval-every" in options:  # the evaluations too: the same rows, the same evaluator state
+        assert eval_rows(reference) == eval_rows(tmp_path) and len(eval_rows(reference)) >= 3
+        assert latest(reference)["evaluation"] == latest(tmp_path)["evaluation"]
+
+
+def eval_rows(folder: Path) -> list[dict]:
+    (log_dir,) = [p for p in (folder / "runs").iterdir() if p.is_dir()]
+    return read_csv_rows(log_dir / "eval.csv")
 
 
 def test_sigint_finishes_the_episode_saves_and_says_how_to_resume(tmp_path):

@@ -31,19 +31,24 @@ CUBE_MASS = 0.1  # kg
 # Cube and goal are drawn in this square on the ground (m); the fingertips stay in the box below.
 REGION_LOW = np.array([0.30, -0.15])
 REGION_HIGH = np.array([0.60, 0.15])
+# The fingertips stay in this box (m), starting above the middle of the square: low enough that an exploring
+# policy touches the cube in about one episode in eight (one in thirty with a ceiling at 0.25 m).
 TIP_LOW = np.array([0.20, -0.30, 0.025])
-TIP_HIGH = np.array([0.70, 0.30, 0.25])
-TIP_START = (0.40, 0.0, 0.10)
+TIP_HIGH = np.array([0.70, 0.30, 0.12])
+TIP_START = (0.45, 0.0, 0.06)
 SUCCESS_DISTANCE = 0.05  # m
 MAX_EPISODE_STEPS = 50
-OBS_DIM = 18  # fingertip position and velocity, cube position, orientation (Euler), linear and angular velocity
+# Fingertip position and velocity, cube position, orientation (Euler), linear and angular velocity, and the
+# cube's position relative to the fingertips.
+OBS_DIM = 21
 
 
 class Robot6PushEnv(gym.Env):
     """Push a cube to a goal on the ground; the gripper is held closed.
 
-    Observation: ``observation`` (float32, 18): fingertip position (3, m) and velocity (3, m/s), cube position
-    (3), orientation (3, Euler angles, rad), linear velocity (3) and angular velocity (3);
+    Observation: ``observation`` (float32, 21): fingertip position (3, m) and velocity (3, m/s), cube position
+    (3), orientation (3, Euler angles, rad), linear velocity (3), angular velocity (3) and position relative to
+    the fingertips (3);
     ``achieved_goal``: the cube's position (3); ``desired_goal``: the goal (3, on the ground at the cube's
     height). Action: ``Box(-1, 1, (3,))``: the fingertips' target moves by up to ``ACTION_SCALE`` m per axis
     from where they are, clipped to ``TIP_LOW``/``TIP_HIGH`` (above the ground), reached through inverse
@@ -154,7 +159,9 @@ class Robot6PushEnv(gym.Env):
         cube, quaternion = self._cube_pose()
         linear, angular = self._cube_velocity()
         tip = (base[0], base[1], base[2] - FINGERTIP_DEPTH)
-        observation = np.array([*tip, *velocity, *cube, *self._euler(quaternion), *linear, *angular], dtype=np.float32)
+        relative = (cube[0] - tip[0], cube[1] - tip[1], cube[2] - tip[2])
+        observation = np.array([*tip, *velocity, *cube, *self._euler(quaternion), *linear, *angular, *relative],
+                               dtype=np.float32)
         self._obs = obs = {
             "observation": observation,
             "achieved_goal": observation[6:9].copy(),

@@ -1,0 +1,88 @@
+"""Periodic evaluation during training: the deterministic policy on its own env instance and seed stream.
+
+Training draws nothing from either, so a run is the same bit for bit with and without evaluation, and after
+a resume (the evaluator's state is part of every checkpoint). Its results go to ``eval.csv`` and TensorBoard
+(``eval/*``), and they choose ``best.pth``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from envs.factory import make_env
+from sac.evaluate import EvalResult, evaluate
+from sac.networks import scale_action
+
+EVAL_STREAM = 0x5EED  # mixed into the run's seed: the evaluator's generator is not the training's
+
+
+class Evaluator:
+    """Evaluates every ``every`` env steps (at the first episode end at or past each multiple), ``episodes``
+    episodes each, the env seeded from the evaluator's own generator at every evaluation."""
+
+    def __init__(self, env_id: str, every: int, episodes: int, seed: int):
+        self.env = make_env(env_id)
+        self.every, self.episodes = int(every), int(episodes)
+        self.rng = np.random.default_rng([int(seed), EVAL_STREAM])
+        self.next_at = self.every
+        self.best = -math.inf  # the best mean return so far
+        self.count = 0  # evaluations so far
+        self.last: dict[str, float] | None = None  # the latest evaluation's summary, and its step
+        low = self.env.action_space.low.astype(np.float32)
+        self._scale = (low, (self.env.action_space.high.astype(np.float32) - low) / 2)
+
+    def due(self, global_step: int) -> bool:
+        return global_step >= self.next_at
+
+    def run(self, agent: Any, global_step: int) -> tuple[EvalResult, bool]:
+        """Evaluate ``agent``'s deterministic policy now; returns the result and whether its mean return is a
+        new best. The next evaluation is due at the next multiple of ``every`` past ``global_step``."""
+        low, half_range = self._scale
+        dtype = self.env.action_space.dtype
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            return scale_action(agent.act(obs, deterministic=True), low, half_range).astype(dtype)
+
+        result = evaluate(act, self.env, self.episodes, seed=int(self.rng.integers(2**31 - 1)))
+        self.next_at = (global_step // self.every + 1) * self.every
+        summary = result.summary()
+        is_best = summary["mean_return"] > self.best
+        self.best = max(self.best, summary["mean_return"])
+        self.count += 1
+        self.last = {**summary, "global_step": global_step}
+        return result, is_best
+
+    @staticmethod
+    def log_entry(result: EvalResult, episode: int, global_step: int) -> tuple[dict[str, Any], dict[str, float]]:
+        """The ``eval.csv`` row and the TensorBoard scalars of an evaluation after episode ``episode`` (its
+        index in training.csv); success and final distance only where the env reports them."""
+        s = result.summary()
+        finite = {k: v for k, v in (("success_rate", s["success_rate"]), ("final_distance", s["mean_final_distance"]))
+                  if np.isfinite(v)}
+        row = {"episode": episode, "global_step": global_step, "return_mean": round(s["mean_return"], 6),
+               "return_std": round(s["std_return"], 6), "success_rate": finite.get("success_rate"),
+               "final_distance": round(finite["final_distance"], 6) if "final_distance" in finite else None,
+               "length_mean": s["mean_length"], "episodes": len(result.returns)}
+        return row, {"eval/return": s["mean_return"], **{f"eval/{k}": v for k, v in finite.items()}}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the evaluations as they would have gone on."""
+        return {"rng": self.rng.bit_generator.state, "every": self.every, "next_at": self.next_at, "best": self.best,
+                "count": self.count, "last": self.last}
+
+    def load_state_dict(self, state: dict[str, Any] | None, global_step: int) -> None:
+        """Continue from a checkpoint's evaluator state; None (or another ``every``): the next multiple of
+        ``every`` past ``global_step`` is the next evaluation."""
+        if state is not None:
+            self.rng.bit_generator.state = state["rng"]
+            self.best, self.count, self.last = float(state["best"]), int(state["count"]), state["last"]
+        if state is not None and int(state["every"]) == self.every:
+            self.next_at = int(state["next_at"])
+        else:
+            self.next_at = (global_step // self.every + 1) * self.every
+
+    def close(self) -> None:
+        self.env.close()
