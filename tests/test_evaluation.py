@@ -4,9 +4,9 @@ import math
 from pathlib import Path
 
 import torch
+from conftest import FAST, run_cli
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-from conftest import FAST, run_cli
 from sac import checkpoint as ckpt
 from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 

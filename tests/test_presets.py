@@ -3,8 +3,8 @@
 import dataclasses
 
 import pytest
-
 from conftest import FAST, run_cli
+
 from sac import checkpoint as ckpt
 from sac.config import Config
 from sac.errors import ConfigError
