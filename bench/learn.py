@@ -1,7 +1,7 @@
 """Learning benchmark: does SAC learn, how fast, and how does it compare with Stable-Baselines3?
 
 For each seed, ours runs the real CLI (``Train_Robot6.py``) for ``--total-steps`` of the largest budget, with
-``--save-every-steps`` checkpoints: the first episode end at or past each budget is that budget's checkpoint
+``--save-every-steps`` checkpoints, at its env's preset and ``--set`` (evaluation during training off unless set): the first episode end at or past each budget is that budget's checkpoint
 (exactly the budget when episodes have a fixed length that divides it; its step count is in the table when
 not, e.g. for envs that end an episode on success); SB3's SAC (``--trainer sb3``,
 ``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
@@ -44,6 +44,7 @@ from sac.config import Config
 from sac.errors import Robot6Error
 from sac.evaluate import evaluate, load_policy
 from sac.logger import read_csv_rows
+from sac.presets import apply_preset
 
 SUCCESS_TARGET = 0.9
 
@@ -97,10 +98,26 @@ class GoalDictObservation(gym.ObservationWrapper):
         return self.goal_spec.compute_reward(achieved_goal, desired_goal, info)
 
 
-def sb3_worker(args: argparse.Namespace) -> None:
-    """Train SB3's SAC to the largest budget, saving the model and the training time at every budget."""
-    import torch
+# sb3-contrib's TQC at rl-zoo3's settings for panda-gym (hyperparams/tqc.yml, PandaPush/PandaPickAndPlace).
+TQC_SETTINGS = {"hidden": [512, 512, 512], "batch_size": 2048, "gamma": 0.95, "lr": 1e-3, "tau": 0.05, "her_k": 4, "utd": 1}
+PEERS = {"sb3": "SB3 SAC 2.9.2", "tqc": "sb3-contrib TQC 2.9.2"}
+
+
+def peer_class(algo: str):
+    if algo == "tqc":
+        from sb3_contrib import TQC
+
+        return TQC
     from stable_baselines3 import SAC
+
+    return SAC
+
+
+def sb3_worker(args: argparse.Namespace) -> None:
+    """Train SB3's SAC (or sb3-contrib's TQC) towards the largest budget, saving the model and the training time
+    at every budget; with ``--peer-time-limit``, stop when the training time passes it (what was reached and
+    the steps/s go into times.json)."""
+    import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
     torch.set_num_threads(args.threads)
@@ -109,6 +126,7 @@ def sb3_worker(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     budgets = sorted(args.steps)
     times: dict[int, float] = {}
+    progress: dict[str, float] = {"reached": 0, "elapsed_s": 0.0, "learning_from": 0.0, "learning_starts": cfg.learning_starts}
 
     class Milestones(BaseCallback):
         def __init__(self) -> None:
@@ -119,12 +137,16 @@ def sb3_worker(args: argparse.Namespace) -> None:
             self.t0 = time.perf_counter()
 
         def _on_step(self) -> bool:
+            elapsed = time.perf_counter() - self.t0 - self.paused
             if self.num_timesteps in budgets:
-                times[self.num_timesteps] = time.perf_counter() - self.t0 - self.paused
+                times[self.num_timesteps] = elapsed
                 t = time.perf_counter()
                 self.model.save(out / f"model_{self.num_timesteps}.zip")
                 self.paused += time.perf_counter() - t
-            return True
+            progress.update(reached=self.num_timesteps, elapsed_s=elapsed)
+            if self.num_timesteps == cfg.learning_starts:
+                progress.update(learning_from=elapsed)
+            return args.peer_time_limit is None or elapsed < args.peer_time_limit
 
     env = make_env(cfg.env_id)
     spec = goal_spec(env)
@@ -136,20 +158,26 @@ def sb3_worker(args: argparse.Namespace) -> None:
         env = GoalDictObservation(env, spec)
         extra = {"replay_buffer_class": HerReplayBuffer,
                  "replay_buffer_kwargs": {"n_sampled_goal": cfg.her_k, "goal_selection_strategy": "future"}}
-    model = SAC(
+    model = peer_class(args.algo)(
         "MultiInputPolicy" if her else "MlpPolicy", env, learning_rate=cfg.lr, buffer_size=cfg.buffer_size,
         learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma,
         ent_coef=f"auto_{cfg.init_alpha}", train_freq=1, gradient_steps=cfg.utd,
         policy_kwargs={"net_arch": list(cfg.hidden)}, seed=cfg.seed, device="cpu", verbose=0, **extra,
     )
     model.learn(total_timesteps=budgets[-1], callback=Milestones())
-    (out / "times.json").write_text(json.dumps(times))
+    (out / "times.json").write_text(json.dumps({"budgets": times, **progress}))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (module:EnvId for a third-party env)")
-    p.add_argument("--trainer", choices=("ours", "sb3", "both"), default="ours", help="which SAC to run (default: ours)")
+    p.add_argument("--trainer", nargs="+", choices=("ours", "sb3", "tqc", "both"), default=["ours"],
+                   help="which trainers to run: ours, sb3 (SB3's SAC), tqc (sb3-contrib's TQC at rl-zoo3's panda-gym "
+                        "settings), both (ours and sb3); default: ours")
+    p.add_argument("--tqc-set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for TQC over its rl-zoo3 ones")
+    p.add_argument("--peer-time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop SB3/TQC once their training time passes this; budgets not reached are not evaluated")
+    p.add_argument("--algo", choices=("sb3", "tqc"), default="sb3", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, nargs="+", default=[10_000, 20_000, 50_000], help="env-step budgets to evaluate")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per checkpoint")
@@ -178,8 +206,11 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
     flags, values = parse_set(args.set)
+    if "eval_every" not in values:  # the budgets' checkpoints are evaluated here; evaluating in training would cost time
+        flags += ["--eval-every", "0"]
     sb3_values = {**values, **parse_set(args.sb3_set)[1]}
-    trainers = ["ours", "sb3"] if args.trainer == "both" else [args.trainer]
+    trainers = list(dict.fromkeys(t for name in args.trainer for t in (("ours", "sb3") if name == "both" else (name,))))
+    tqc_values = {**values, **TQC_SETTINGS, **parse_set(args.tqc_set)[1]}
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env_vars = child_env(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -193,9 +224,14 @@ def main() -> int:
                        "--total-steps", str(budgets[-1]), "--save-every-steps", str(every), "--ckpt-every", str(10**9),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
             else:
-                cfg = Config(env_id=args.env, seed=seed, **{k: v for k, v in sb3_values.items() if k not in ("updates_every", "compile", "policy_delay")})
-                cmd = [sys.executable, "-m", "bench.learn", "--sb3-worker", "--config-json", json.dumps(cfg.to_dict()), "--threads", str(threads),
-                       "--out", str(workdir / f"sb3_s{seed}"), "--steps", *map(str, budgets)]
+                peer_values = sb3_values if trainer == "sb3" else tqc_values
+                given = {k: v for k, v in peer_values.items() if k not in ("updates_every", "compile", "policy_delay")}
+                cfg, _ = apply_preset(Config(env_id=args.env, seed=seed, **given), set(given) | {"env_id", "seed"})
+                cmd = [sys.executable, "-m", "bench.learn", "--sb3-worker", "--algo", trainer, "--config-json",
+                       json.dumps(cfg.to_dict()), "--threads", str(threads), "--out", str(workdir / f"{trainer}_s{seed}"),
+                       "--steps", *map(str, budgets)]
+                if args.peer_time_limit is not None:
+                    cmd += ["--peer-time-limit", str(args.peer_time_limit)]
             print("$", " ".join(cmd), flush=True)
             log = open(workdir / f"train_{trainer}_s{seed}.log", "w")
             procs[(trainer, seed)] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars)
@@ -214,10 +250,19 @@ def main() -> int:
                 rows = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(next((workdir / f"runs_s{seed}").glob("sac_*")) / "training.csv")}
                 saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
             else:
-                from stable_baselines3 import SAC
-
-                rows = {int(k): v for k, v in json.loads((workdir / f"sb3_s{seed}" / "times.json").read_text()).items()}
+                algo = peer_class(trainer)
+                times = json.loads((workdir / f"{trainer}_s{seed}" / "times.json").read_text())
+                rows = {int(k): v for k, v in times["budgets"].items()}
+                if times["reached"] < budgets[-1]:
+                    learning = times["elapsed_s"] - times["learning_from"]
+                    rate = (times["reached"] - times["learning_starts"]) / max(learning, 1e-9)  # steps/s once learning
+                    print(f"{trainer} seed {seed}: stopped at {times['reached']:,} steps after {times['elapsed_s']:.0f} s "
+                          f"({rate:.1f} steps/s learning; {budgets[-1]:,} steps would take "
+                          f"{(budgets[-1] - times['reached']) / max(rate, 1e-9) / 3600 + times['elapsed_s'] / 3600:.1f} h)",
+                          flush=True)
             for b in budgets:
+                if trainer != "ours" and b not in rows:
+                    continue  # not reached within --peer-time-limit
                 env = make_env(args.env)
                 step = b
                 if trainer == "ours":
@@ -227,10 +272,10 @@ def main() -> int:
                     spec = goal_spec(env)
                     if spec is not None and sb3_values.get("her") is not False:  # trained on the Dict view (HER)
                         view = GoalDictObservation(make_env(args.env), spec)
-                        model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
+                        model = algo.load(workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
                         policy = lambda obs, m=model, v=view: m.predict(v.observation(obs), deterministic=True)[0]  # noqa: E731
                     else:
-                        model = SAC.load(workdir / f"sb3_s{seed}" / f"model_{b}.zip", device="cpu")
+                        model = algo.load(workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", device="cpu")
                         policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
@@ -253,9 +298,11 @@ def main() -> int:
     print(head + " mean return | per seed | training wall time (s, mean) |")
     print("|" + " --- |" * (head.count("|") + 2))
     for t in trainers:
-        name = "ours" if t == "ours" else "SB3 2.9.2"
+        name = "ours" if t == "ours" else PEERS[t]
         for b in budgets:
             rs = results[t][b]
+            if not rs:
+                continue  # a peer stopped before this budget
             cells = [name, f"{b:,}"]
             if off_budget:
                 cells.append(" / ".join(f"{r['step']:,}" for r in rs))
@@ -271,14 +318,16 @@ def main() -> int:
         print(f"\nfirst budget with >= {SUCCESS_TARGET:.0%} mean success, and the mean training wall time to it:")
         reached = {}
         for t in trainers:
-            b = next((b for b in budgets if np.mean([r["success_rate"] for r in results[t][b]]) >= SUCCESS_TARGET - 1e-9), None)  # 90.0% counts
+            done = [b for b in budgets if results[t][b]]
+            b = next((b for b in done if np.mean([r["success_rate"] for r in results[t][b]]) >= SUCCESS_TARGET - 1e-9), None)  # 90.0% counts
             if b is None:
-                print(f"- {t}: not within {budgets[-1]:,} steps")
+                print(f"- {t}: not within {done[-1] if done else 0:,} steps")
             else:
                 reached[t] = float(np.mean([r["wall_s"] for r in results[t][b]]))
                 print(f"- {t}: {b:,} steps, {reached[t]:.0f} s")
-        if len(reached) == 2:
-            print(f"- ratio ours / SB3: {reached['ours'] / reached['sb3']:.2f} (budgets as fine as --steps)")
+        for peer in ("sb3", "tqc"):
+            if "ours" in reached and peer in reached:
+                print(f"- ratio ours / {peer}: {reached['ours'] / reached[peer]:.2f} (budgets as fine as --steps)")
     print(f"\nruns kept in {workdir}")
     return 0
 
