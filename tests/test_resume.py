@@ -105,7 +105,8 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
         pytest.param(signal.SIGKILL, SAMPLE_EFFICIENT, id="sigkill-her-utd-updates-every-policy-delay"),
         pytest.param(signal.SIGKILL, ("--env", "Robot6Push-v0", "--eval-every", "300", "--eval-episodes", "2"),
                      id="sigkill-push-evaluating"),
-        pytest.param(signal.SIGTERM, ("--eval-every", "150", "--eval-episodes", "2"), id="sigterm-evaluating"),
+        pytest.param(signal.SIGTERM, ("--env", "Robot6Push-v0", "--eval-every", "150", "--eval-episodes", "2"),
+                     id="sigterm-push-evaluating"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as
