@@ -84,12 +84,6 @@ class Robot6PushEnv(gym.Env):
         sim.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS)
         plane = sim.loadURDF("plane.urdf")
         self.robot = robot = XArm6(sim, plane, gripper=True)
-        # The closed gripper's links touch each other; those contacts only cost time (a third of a step).
-        links = list(range(GRIPPER_BASE_LINK - 1, GRIPPER_BASE_LINK + 7))
-        for i in links:
-            for j in links:
-                if i < j:
-                    sim.setCollisionFilterPair(robot.id, robot.id, i, j, 0)
         box = sim.createCollisionShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3)
         look = sim.createVisualShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3, rgbaColor=[0.9, 0.5, 0.1, 1.0])
         self._cube = sim.createMultiBody(baseMass=CUBE_MASS, baseCollisionShapeIndex=box, baseVisualShapeIndex=look,
