@@ -34,6 +34,7 @@ class Run:
     episodes: np.ndarray
     reward: np.ndarray
     success: np.ndarray | None  # None when the env logs no success
+    seconds: np.ndarray  # training wall time at each episode's end (elapsed_s)
 
 
 def load_run(folder: Path) -> Run:
@@ -47,6 +48,7 @@ def load_run(folder: Path) -> Run:
         episodes=np.array([int(r["episode"]) for r in rows]) + 1,
         reward=np.array([float(r["episode_reward"]) for r in rows]),
         success=None if any(s == "" for s in success) else np.array([float(s) for s in success]),
+        seconds=np.array([float(r.get("elapsed_s") or "nan") for r in rows]),
     )
 
 
@@ -96,7 +98,7 @@ def group_curve(label: str, runs: list[Run], metric: str, x_axis: str, window: i
         y = r.reward if metric == "reward" else r.success
         if y is None:
             return None
-        x = r.steps if x_axis == "steps" else r.episodes
+        x = {"steps": r.steps, "episodes": r.episodes, "time": r.seconds}[x_axis]
         series.append((x, smooth(y, window)))
     end = min(x[-1] for x, _ in series)
     if len(series) == 1:
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("compare.png"), help="the picture to write (default: compare.png)")
     p.add_argument("--group-by-prefix", action="store_true", help="average runs that differ only in a seed token")
     p.add_argument("--smooth", type=int, default=10, help="moving-average window in episodes (default: 10; 1: raw)")
-    p.add_argument("--x", choices=("steps", "episodes"), default="steps", help="x axis (default: steps)")
+    p.add_argument("--x", choices=("steps", "episodes", "time"), default="steps",
+                   help="x axis: env steps, episodes or training wall time in seconds (default: steps)")
     p.add_argument("--threshold", type=float, default=None, help="report when the smoothed mean reward first reaches this")
     p.add_argument("--success-threshold", type=float, default=0.9, help="report when the smoothed success rate first reaches this (default: 0.9)")
     p.add_argument("--title", default=None, help="title of the figure")
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{args.x} to {args.success_threshold:.0%} success"] = "not reached" if hit is None else f"{hit:,.0f}"
         summary.append(row)
     for ax, m in zip(axes[0], metrics, strict=True):
-        ax.set_xlabel("env steps" if args.x == "steps" else "episodes")
+        ax.set_xlabel({"steps": "env steps", "episodes": "episodes", "time": "training wall time (s)"}[args.x])
         ax.set_ylabel("episode reward" if m == "reward" else "success rate")
         ax.set_title(f"{'episode reward' if m == 'reward' else 'success'} (moving average of {args.smooth} episodes)", fontsize=10)
         ax.grid(alpha=0.3)

@@ -13,6 +13,7 @@ import torch
 from conftest import FAST, ROOT, cli_env, run_cli
 
 from sac import compare, evaluate, export, inspect
+from sac.logger import read_csv_rows
 
 
 @pytest.fixture
@@ -84,6 +85,13 @@ def test_compare_groups_seeds_and_writes_a_png(tmp_path, capsys):
 
     picture = matplotlib.image.imread(out_png)
     assert picture.shape[0] > 300 and picture.shape[1] > 600 and picture.std() > 0.05
+    # Against training wall time (elapsed_s): the reward is reached after some seconds, not steps.
+    assert compare.main([*runs, "--group-by-prefix", "--x", "time", "--threshold", "-100", "--out", str(out_png)]) == 0
+    assert "time to reward -100" in capsys.readouterr().out
+    (folder,) = compare.find_runs([Path(runs[0])])
+    run = compare.load_run(folder)
+    assert run.seconds.tolist() == [float(r["elapsed_s"]) for r in read_csv_rows(folder / "training.csv")]
+    assert np.all(np.diff(run.seconds) > 0)
     assert compare.main([str(tmp_path / "nothing"), "--out", str(out_png)]) == 2
 
 
