@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import sys
 
-from sac.config import Config, flag_of
+from sac.config import Config, flag_of, value_text
 from sac.errors import Robot6Error
 
 
@@ -41,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"]
         if f.name in PRESET_FIELDS:  # the default comes from the env's preset
-            value = reach.get(f.name, default)
-            shown = " ".join(map(str, value)) if isinstance(value, list) else value
-            help_text += f" (default: the env's preset in presets.toml; {defaults.env_id}: {shown})"
+            help_text += f" (default: the env's preset in presets.toml; {defaults.env_id}: {value_text(reach.get(f.name, default))})"
             default = None
         flag = flag_of(f.name)
         if f.type in ("bool", bool):

@@ -106,6 +106,11 @@ class Config:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def value_text(value: Any) -> str:
+    """A setting as it is typed on the command line: ``[80, 80]`` -> ``80 80``, ``0.001`` -> ``0.001``."""
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def flag_of(name: str) -> str:
     """The command-line flag of a ``Config`` field, e.g. ``batch_size`` -> ``--batch-size``."""
     f = next(f for f in dataclasses.fields(Config) if f.name == name)

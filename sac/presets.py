@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sac.config import Config, flag_of
+from sac.config import Config, flag_of, value_text
 from sac.errors import ConfigError
 
 PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
@@ -48,11 +48,8 @@ def apply_preset(config: Config, given: set[str], path: Path = PRESETS_FILE) -> 
         result = dataclasses.replace(config, **taken)
     except TypeError as e:
         raise ConfigError(f"{path}: [{name}]: {e}") from None
-    shown = ", ".join(f"{k} {_fmt(v)}" for k, v in taken.items())
-    flags = ", ".join(f"{flag_of(k)} {_fmt(getattr(config, k))}" for k in sorted(given & set(PRESET_FIELDS)))
+    shown = ", ".join(f"{k} {value_text(v)}" for k, v in taken.items())
+    flags = ", ".join(f"{flag_of(k)} {value_text(getattr(config, k))}" for k in sorted(given & set(PRESET_FIELDS)))
     line = f"[CONFIG] {config.env_id}: preset [{name}] ({shown})" + (f"; given: {flags}" if flags else "")
     return result, line
 
-
-def _fmt(v: Any) -> str:
-    return " ".join(map(str, v)) if isinstance(v, list) else str(v)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sac import checkpoint as ckpt
-from sac.config import RUN_FIELDS, Config, flag_of
+from sac.config import RUN_FIELDS, Config, flag_of, value_text
 from sac.errors import CheckpointError, ConfigError
 from sac.presets import apply_preset
 from sac.runtime import new_run_name
@@ -156,16 +156,13 @@ def merge_resume_config(config: Config, given: set[str], saved: dict[str, Any], 
         elif f.name in given:
             if f.name in FIXED_ON_RESUME:
                 raise CheckpointError(
-                    f"{path}: {flag_of(f.name)} {_fmt(now)} differs from the checkpoint's {_fmt(before)}, and it "
+                    f"{path}: {flag_of(f.name)} {value_text(now)} differs from the checkpoint's {value_text(before)}, and it "
                     "cannot change on resume; drop the flag or start a new run without --resume"
                 )
             if f.name not in RUN_FIELDS:
-                print(f"[RESUME] {flag_of(f.name)} {_fmt(now)} differs from the checkpoint's {_fmt(before)}: using {_fmt(now)}")
+                print(f"[RESUME] {flag_of(f.name)} {value_text(now)} differs from the checkpoint's {value_text(before)}: using {value_text(now)}")
             values[f.name] = now
         else:
             values[f.name] = before
     return Config(**values)
 
-
-def _fmt(v: Any) -> str:
-    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
