@@ -29,6 +29,7 @@ class Evaluator:
         self.rng = np.random.default_rng([int(seed), EVAL_STREAM])
         self.next_at = self.every
         self.best = -math.inf  # the best mean return so far
+        self.best_at = -1  # the env step of the evaluation that scored it
         self.count = 0  # evaluations so far
         self.last: dict[str, float] | None = None  # the latest evaluation's summary, and its step
         low = self.env.action_space.low.astype(np.float32)
@@ -37,9 +38,13 @@ class Evaluator:
     def due(self, global_step: int) -> bool:
         return global_step >= self.next_at
 
-    def run(self, agent: Any, global_step: int) -> tuple[EvalResult, bool]:
-        """Evaluate ``agent``'s deterministic policy now; returns the result and whether its mean return is a
-        new best. The next evaluation is due at the next multiple of ``every`` past ``global_step``."""
+    def _next_after(self, global_step: int) -> int:
+        """The first multiple of ``every`` past ``global_step``."""
+        return (global_step // self.every + 1) * self.every
+
+    def run(self, agent: Any, global_step: int) -> EvalResult:
+        """Evaluate ``agent``'s deterministic policy now (a new best mean return sets ``best_at`` to
+        ``global_step``). The next evaluation is due at the next multiple of ``every`` past ``global_step``."""
         low, half_range = self._scale
         dtype = self.env.action_space.dtype
 
@@ -47,13 +52,13 @@ class Evaluator:
             return scale_action(agent.act(obs, deterministic=True), low, half_range).astype(dtype)
 
         result = evaluate(act, self.env, self.episodes, seed=int(self.rng.integers(2**31 - 1)))
-        self.next_at = (global_step // self.every + 1) * self.every
+        self.next_at = self._next_after(global_step)
         summary = result.summary()
-        is_best = summary["mean_return"] > self.best
-        self.best = max(self.best, summary["mean_return"])
+        if summary["mean_return"] > self.best:
+            self.best, self.best_at = summary["mean_return"], global_step
         self.count += 1
         self.last = {**summary, "global_step": global_step}
-        return result, is_best
+        return result
 
     @staticmethod
     def log_entry(result: EvalResult, episode: int, global_step: int) -> tuple[dict[str, Any], dict[str, float]]:
@@ -71,18 +76,19 @@ class Evaluator:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to continue the evaluations as they would have gone on."""
         return {"rng": self.rng.bit_generator.state, "every": self.every, "next_at": self.next_at, "best": self.best,
-                "count": self.count, "last": self.last}
+                "best_at": self.best_at, "count": self.count, "last": self.last}
 
     def load_state_dict(self, state: dict[str, Any] | None, global_step: int) -> None:
         """Continue from a checkpoint's evaluator state; None (or another ``every``): the next multiple of
         ``every`` past ``global_step`` is the next evaluation."""
         if state is not None:
             self.rng.bit_generator.state = state["rng"]
-            self.best, self.count, self.last = float(state["best"]), int(state["count"]), state["last"]
+            self.best, self.best_at = float(state["best"]), int(state["best_at"])
+            self.count, self.last = int(state["count"]), state["last"]
         if state is not None and int(state["every"]) == self.every:
             self.next_at = int(state["next_at"])
         else:
-            self.next_at = (global_step // self.every + 1) * self.every
+            self.next_at = self._next_after(global_step)
 
     def close(self) -> None:
         self.env.close()

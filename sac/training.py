@@ -141,7 +141,6 @@ class Trainer:
                 self.evaluator.close()
             self._lock.release()
             raise
-        self._best_now = False  # an evaluation at this episode end set a new best
         self.meta = {"format_version": ckpt.FORMAT_VERSION, **self.signature, "run_name": self.run_name,
                      "config": config.to_dict(), "versions": versions()}
 
@@ -330,10 +329,9 @@ class Trainer:
     def evaluate_if_due(self) -> bool:
         """At an episode end: evaluate the deterministic policy if the next evaluation is due, log it (eval.csv,
         TensorBoard ``eval/*``); returns whether it ran. Nothing of training is drawn or changed."""
-        self._best_now = False
         if self.evaluator is None or not self.evaluator.due(self.global_step):
             return False
-        result, self._best_now = self.evaluator.run(self.agent, self.global_step)
+        result = self.evaluator.run(self.agent, self.global_step)
         self.logger.log_eval(*self.evaluator.log_entry(result, self.episode - 1, self.global_step), self.global_step)
         return True
 
@@ -346,7 +344,7 @@ class Trainer:
         self.best_reward = max(self.best_reward, episode_reward)
         by_evaluation = self.evaluator is not None and self.evaluator.count > 0
         if by_evaluation:
-            is_best = self._best_now
+            is_best = self.evaluator.best_at == self.global_step
         names = self.checkpointer.due(self.episode, self.global_step, self.last_ep_len, is_best)
         state = {
             **self.agent.state_dict(),
