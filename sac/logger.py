@@ -143,19 +143,17 @@ class RunLogger:
         return self.elapsed_s + time.perf_counter() - self._t0
 
     def log_episode(self, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:
-        """Append one ``training.csv`` row and write ``scalars`` to TensorBoard at ``step``."""
-        row = dict(row, elapsed_s=round(self.total_elapsed_s, 3))
-        self._csv_writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        for tag, value in scalars.items():
-            self.tb.add_scalar(tag, value, step)
-        if self._wandb is not None:
-            self._wandb.log({**scalars, "global_step": step})
+        """Append one ``training.csv`` row and write ``scalars`` to TensorBoard (and W&B) at ``step``."""
+        self._log(self._csv_writer, dict(row, elapsed_s=round(self.total_elapsed_s, 3)), scalars, step)
 
     def log_eval(self, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:
         """Append one ``eval.csv`` row and write ``scalars`` to TensorBoard (and W&B) at ``step``."""
         if self._eval_csv is None:
             self._eval_csv, self._eval_writer = self._continue_csv(EVAL_CSV_NAME, EVAL_CSV_COLUMNS, None, 0)
-        self._eval_writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        self._log(self._eval_writer, row, scalars, step)
+
+    def _log(self, writer: csv.DictWriter, row: dict[str, Any], scalars: dict[str, float], step: int) -> None:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         for tag, value in scalars.items():
             self.tb.add_scalar(tag, value, step)
         if self._wandb is not None:
