@@ -14,7 +14,7 @@ import numpy as np
 
 from envs.factory import make_env
 from sac.evaluate import EvalResult, evaluate
-from sac.networks import scale_action
+from sac.networks import action_bounds, scale_action
 
 EVAL_STREAM = 0x5EED  # mixed into the run's seed: the evaluator's generator is not the training's
 
@@ -32,8 +32,7 @@ class Evaluator:
         self.best_at = -1  # the env step of the evaluation that scored it
         self.count = 0  # evaluations so far
         self.last: dict[str, float] | None = None  # the latest evaluation's summary, and its step
-        low = self.env.action_space.low.astype(np.float32)
-        self._scale = (low, (self.env.action_space.high.astype(np.float32) - low) / 2)
+        self._scale = action_bounds(self.env.action_space)
 
     def due(self, global_step: int) -> bool:
         return global_step >= self.next_at

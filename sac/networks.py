@@ -44,6 +44,12 @@ def scale_action(action, low, half_range):
     return low + (action + 1.0) * half_range
 
 
+def action_bounds(space) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, half_range)`` of a Box action space, float32: what ``scale_action`` and ``unscale_action`` take."""
+    low = space.low.astype(np.float32)
+    return low, (space.high.astype(np.float32) - low) / 2
+
+
 def unscale_action(env_action, low, half_range):
     """Inverse of ``scale_action``: an env action in ``[low, high]`` -> [-1, 1]."""
     return (env_action - low) / half_range - 1.0

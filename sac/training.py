@@ -34,7 +34,7 @@ from sac.evaluation import Evaluator
 from sac.fileio import atomic_write_json
 from sac.her import HindsightSampler
 from sac.logger import RunLogger
-from sac.networks import scale_action, unscale_action
+from sac.networks import action_bounds, scale_action, unscale_action
 from sac.replay import ReplayBuffer
 from sac.resume import Resume
 from sac.runtime import RunDirLock, StopRequest, check_compile, new_run_name, process_settings, resolve_device, versions
@@ -112,8 +112,7 @@ class Trainer:
         self.signature = env_signature(config.env_id, env)
         if resume is not None:
             ckpt.check_compatible(resume.path, resume.state["meta"], self.signature)
-        self.low = env.action_space.low.astype(np.float32)
-        self.half_range = (env.action_space.high.astype(np.float32) - self.low) / 2
+        self.low, self.half_range = action_bounds(env.action_space)
         random.seed(config.seed)
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sac.networks import Actor, DeterministicPolicy, TwinCritic, mlp, scale_action, unscale_action
+from sac.networks import Actor, DeterministicPolicy, TwinCritic, action_bounds, mlp, scale_action, unscale_action
 
 
 def test_squashed_gaussian_logprob_matches_change_of_variables():
@@ -64,6 +64,10 @@ def test_the_deterministic_policy_is_the_actor_rescaled_to_the_env_bounds():
     actor = Actor(5, 3, [16, 16])
     low, high = np.array([-2.0, 0.0, -0.5], np.float32), np.array([2.0, 1.0, 0.5], np.float32)
     half = (high - low) / 2
+    import gymnasium as gym
+
+    bounds = action_bounds(gym.spaces.Box(low, high))
+    assert np.array_equal(bounds[0], low) and np.array_equal(bounds[1], half) and bounds[1].dtype == np.float32
     policy = DeterministicPolicy(actor, low, high)
     obs = torch.randn(64, 5) * 3
     with torch.no_grad():
