@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pybullet
 from gymnasium import spaces
 
-from envs.robot import FINGERTIP_DEPTH, GRIPPER_BASE_LINK, GRIPPER_CLOSED, NEUTRAL_Q, XArm6, camera_image, connect
+from envs.robot import FINGERTIP_DEPTH, GRIPPER_BASE_LINK, GRIPPER_CLOSED, NEUTRAL_Q, XArm6, connect
+from envs.tasks.base import ArmTaskEnv
 
 # Physics: 120 Hz steps with 10 solver iterations, 5 per action (24 Hz control, as Reach). A 14-link arm
 # in contact with a cube costs about three times the bare arm's step at 240 Hz and 50 iterations; at these
@@ -43,7 +43,7 @@ MAX_EPISODE_STEPS = 50
 OBS_DIM = 21
 
 
-class Robot6PushEnv(gym.Env):
+class Robot6PushEnv(ArmTaskEnv):
     """Push a cube to a goal on the ground; the gripper is held closed.
 
     Observation: ``observation`` (float32, 21): fingertip position (3, m) and velocity (3, m/s), cube position
@@ -63,12 +63,11 @@ class Robot6PushEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
+    CAMERA = {"target": [0.45, 0.0, 0.05], "distance": 0.9, "yaw": 60, "pitch": -35}
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.render_mode, self.dense = render_mode, dense
-        self.width, self.height = width, height
+        self._set_render_mode(render_mode, width, height)
+        self.dense = dense
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         big = np.full(OBS_DIM, 10.0, dtype=np.float32)
         goal_low = np.array([*REGION_LOW - 1.0, -1.0], dtype=np.float32)
@@ -163,21 +162,6 @@ class Robot6PushEnv(gym.Env):
         }
         # From the observed (float32) positions, as compute_reward sees them: reward and success agree.
         return obs, float(np.linalg.norm(obs["achieved_goal"].astype(np.float64) - obs["desired_goal"]))
-
-    def render(self):
-        if self.render_mode != "rgb_array":
-            return None
-        return camera_image(self._sim, self.width, self.height, [0.45, 0.0, 0.05], distance=0.9, yaw=60, pitch=-35)
-
-    def close(self):
-        if getattr(self, "_sim", None) is not None:
-            self._sim.disconnect()
-            self._sim = None
-
-    @property
-    def goal(self) -> np.ndarray:
-        """The current goal position (3,), world frame, metres."""
-        return self._goal.copy()
 
 
 def scripted_push(obs: dict[str, np.ndarray]) -> np.ndarray:

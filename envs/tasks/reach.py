@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.robot import FLANGE_LINK, JOINT_HIGH, JOINT_LOW, NEUTRAL_Q, PHYSICS_HZ, SUBSTEPS, XArm6, camera_image, connect
+from envs.robot import FLANGE_LINK, JOINT_HIGH, JOINT_LOW, NEUTRAL_Q, PHYSICS_HZ, SUBSTEPS, XArm6, connect
+from envs.tasks.base import ArmTaskEnv
 
 EE_LINK = FLANGE_LINK
 _JOINT_LOW, _JOINT_HIGH = JOINT_LOW.tolist(), JOINT_HIGH.tolist()  # for step's Python loop
@@ -25,7 +25,7 @@ ACHIEVED_GOAL = slice(12, 15)
 DESIRED_GOAL = slice(15, 18)
 
 
-class Robot6ReachEnv(gym.Env):
+class Robot6ReachEnv(ArmTaskEnv):
     """Reach a random goal with the flange of an xArm6 (6 revolute joints), PyBullet physics.
 
     Observation (float32, 18): joint positions (6, rad), joint velocities (6, rad/s), end-effector position
@@ -43,14 +43,12 @@ class Robot6ReachEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
+    CAMERA = {"target": [0.3, 0.0, 0.2]}
     achieved_goal_slice = ACHIEVED_GOAL
     desired_goal_slice = DESIRED_GOAL
 
     def __init__(self, render_mode: str | None = None, width: int = 480, height: int = 360):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.render_mode = render_mode
-        self.width, self.height = width, height
+        self._set_render_mode(render_mode, width, height)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(6,), dtype=np.float32)
         # Loose but finite bounds: the tracked joints may overshoot their clipped targets a little, targets
         # move at most ACTION_SCALE * 24 Hz = 1.2 rad/s, and the arm (0.7 m long) cannot leave a 2 m cube.
@@ -117,21 +115,6 @@ class Robot6ReachEnv(gym.Env):
         """-distance between flange positions and goals, (..., 3) -> (...); the gymnasium-robotics signature."""
         diff = np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64)
         return -np.linalg.norm(diff, axis=-1)
-
-    def render(self):
-        if self.render_mode != "rgb_array":
-            return None
-        return camera_image(self._sim, self.width, self.height, [0.3, 0.0, 0.2])
-
-    def close(self):
-        if getattr(self, "_sim", None) is not None:
-            self._sim.disconnect()
-            self._sim = None
-
-    @property
-    def goal(self) -> np.ndarray:
-        """The current goal position (3,), world frame, metres."""
-        return self._goal.copy()
 
     def _observe(self) -> tuple[np.ndarray, float]:
         states = self.robot.joint_states()
