@@ -11,6 +11,7 @@ file that would run code is listed as refused. An unreadable file is listed as i
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def inspect_file(path: Path) -> None:
     evaluation = state.get("evaluation")
     if evaluation and evaluation.get("last"):
         last = evaluation["last"]
-        success = f", success {last['success_rate']:.0%}" if last.get("success_rate") == last.get("success_rate") else ""
+        success = f", success {last['success_rate']:.0%}" if math.isfinite(last["success_rate"]) else ""
         print(f"  last evaluation: step {last['global_step']}, return {last['mean_return']:.3f}{success} "
               f"({evaluation['count']} evaluations, best return {evaluation['best']:.3f}, every {evaluation['every']} steps)")
     replay = state.get("replay")
