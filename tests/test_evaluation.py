@@ -16,7 +16,7 @@ def run_folder(folder: Path, kind: str) -> Path:
     return path
 
 
-def test_training_is_the_same_with_and_without_evaluation_and_best_follows_it(tmp_path):
+def test_training_is_the_same_with_and_without_evaluation_and_best_follows_it(tmp_path, capsys):
     for name, every in (("with", "100"), ("without", "0")):
         (tmp_path / name).mkdir()
         result = run_cli("--episodes", "8", "--eval-every", every, "--eval-episodes", "3", *FAST, cwd=tmp_path / name)
@@ -47,6 +47,15 @@ def test_training_is_the_same_with_and_without_evaluation_and_best_follows_it(tm
     assert math.isclose(best["evaluation"]["best"], max(returns), abs_tol=1e-5)
     plain = ckpt.load_checkpoint(run_folder(tmp_path / "without", "checkpoints") / "best.pth")
     assert plain["meta"]["best_by"] == "episode return"
+    # sac.inspect says which rule made a best.pth, and what the last evaluation gave.
+    from sac import inspect
+
+    assert inspect.main([str(run_folder(tmp_path / "with", "checkpoints"))]) == 0
+    assert "best.pth (by eval)" in capsys.readouterr().out
+    assert inspect.main([str(run_folder(tmp_path / "with", "checkpoints") / "best.pth")]) == 0
+    shown = capsys.readouterr().out
+    assert "best.pth chosen by: evaluation return" in shown and "success" in shown
+    assert f"last evaluation: step {best['global_step']}," in shown  # the evaluation that made it the best
 
 
 def test_an_env_without_success_logs_return_only(tmp_path):
