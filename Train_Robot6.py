@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif f.name == "hidden":
             parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=help_text)
+        elif f.name == "workspace":
+            parser.add_argument(flag, dest=f.name, type=float, nargs=6, metavar="X", help=help_text)
         else:
             base = str(f.type).split("|")[0].strip()  # "int | None" -> "int"
             kind = {"int": int, "float": float}.get(base, str)

@@ -40,7 +40,7 @@ import numpy as np
 from bench import ROOT, child_env
 from envs.factory import make_env
 from envs.goals import GoalSpec, goal_spec
-from sac.config import Config
+from sac.config import Config, flag_of
 from sac.errors import Robot6Error
 from sac.evaluate import evaluate, load_policy
 from sac.logger import read_csv_rows
@@ -148,7 +148,7 @@ def sb3_worker(args: argparse.Namespace) -> None:
                 progress.update(learning_from=elapsed)
             return args.peer_time_limit is None or elapsed < args.peer_time_limit
 
-    env = make_env(cfg.env_id)
+    env = make_env(cfg.env_id, **cfg.env_kwargs())
     spec = goal_spec(env)
     her = spec is not None and cfg.her is not False  # as ours: on for goal envs unless turned off
     extra = {}
@@ -171,6 +171,8 @@ def sb3_worker(args: argparse.Namespace) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (module:EnvId for a third-party env)")
+    p.add_argument("--urdf", default=None, metavar="PATH", help="Robot6Reach-v0 on the arm of this URDF (as Train_Robot6.py --urdf)")
+    p.add_argument("--ee-link", default=None, metavar="NAME", help="with --urdf: the end-effector link")
     p.add_argument("--trainer", nargs="+", choices=("ours", "sb3", "tqc", "both"), default=["ours"],
                    help="which trainers to run: ours, sb3 (SB3's SAC), tqc (sb3-contrib's TQC at rl-zoo3's panda-gym "
                         "settings), both (ours and sb3); default: ours")
@@ -197,8 +199,11 @@ def main() -> int:
 
     if min(args.steps) <= 0 or args.eval_episodes <= 0 or args.jobs <= 0:
         sys.exit("error: --steps, --eval-episodes and --jobs must be positive")
+    arm = Config(env_id=args.env, urdf=args.urdf, ee_link=args.ee_link)
+    env_kwargs, arm_flags = arm.env_kwargs(), [x for k, v in arm.env_kwargs().items() for x in (flag_of(k), v)]
     try:
-        make_env(args.env).close()
+        arm.validate()
+        make_env(args.env, **env_kwargs).close()
     except Robot6Error as e:
         sys.exit(f"error: {e}")
     every = reduce(math.gcd, args.steps)
@@ -222,11 +227,11 @@ def main() -> int:
             if trainer == "ours":
                 cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--env", args.env, "--seed", str(seed),
                        "--total-steps", str(budgets[-1]), "--save-every-steps", str(every), "--ckpt-every", str(10**9),
-                       "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *flags]
+                       "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *arm_flags, *flags]
             else:
                 peer_values = sb3_values if trainer == "sb3" else tqc_values
                 given = {k: v for k, v in peer_values.items() if k not in ("updates_every", "compile", "policy_delay")}
-                cfg, _ = apply_preset(Config(env_id=args.env, seed=seed, **given), set(given) | {"env_id", "seed"})
+                cfg, _ = apply_preset(Config(env_id=args.env, seed=seed, **env_kwargs, **given), set(given) | {"env_id", "seed"})
                 cmd = [sys.executable, "-m", "bench.learn", "--sb3-worker", "--algo", trainer, "--config-json",
                        json.dumps(cfg.to_dict()), "--threads", str(threads), "--out", str(workdir / f"{trainer}_s{seed}"),
                        "--steps", *map(str, budgets)]
@@ -263,7 +268,7 @@ def main() -> int:
             for b in budgets:
                 if trainer != "ours" and b not in rows:
                     continue  # not reached within --peer-time-limit
-                env = make_env(args.env)
+                env = make_env(args.env, **env_kwargs)
                 step = b
                 if trainer == "ours":
                     step = next(x for x in saved if x >= b)  # the first episode end at or past the budget
@@ -271,7 +276,7 @@ def main() -> int:
                 else:
                     spec = goal_spec(env)
                     if spec is not None and sb3_values.get("her") is not False:  # trained on the Dict view (HER)
-                        view = GoalDictObservation(make_env(args.env), spec)
+                        view = GoalDictObservation(make_env(args.env, **env_kwargs), spec)
                         model = algo.load(workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
                         policy = lambda obs, m=model, v=view: m.predict(v.observation(obs), deterministic=True)[0]  # noqa: E731
                     else:
@@ -287,7 +292,7 @@ def main() -> int:
                       f"{r['wall_s']:.0f} s", flush=True)
 
     sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
-    print(f"\n{args.env}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
+    print(f"\n{args.env}{(' on ' + args.urdf) if args.urdf else ''}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
           f"eval episodes per seed; {args.jobs} trainings in parallel, {threads} torch thread(s) each")
     has_success = all(np.isfinite(r["success_rate"]) for t in trainers for b in budgets for r in results[t][b])
     has_distance = all(np.isfinite(r["mean_final_distance"]) for t in trainers for b in budgets for r in results[t][b])

@@ -10,14 +10,17 @@ import numpy as np
 
 import envs  # noqa: F401  (registers this project's env ids)
 from envs.goals import FlattenGoalObservation, is_goal_dict_space
+from envs.urdf import UrdfError
 from sac.errors import ConfigError
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make(env_id, **kwargs)``, flattened if it is a Dict goal env; ``ConfigError`` for a bad id
-    or for spaces SAC cannot handle (not flat Boxes, unbounded actions)."""
+    or for spaces SAC cannot handle (not flat Boxes, unbounded actions), and for an arm's URDF that cannot be used."""
     try:
         env = gym.make(env_id, **kwargs)
+    except UrdfError as e:
+        raise ConfigError(str(e)) from None
     except gym.error.Error as e:
         raise ConfigError(f"--env {env_id}: cannot make this environment: {str(e).splitlines()[0]}") from None
     except ModuleNotFoundError as e:
@@ -37,11 +40,16 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def env_signature(env_id: str, env: gym.Env) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed in ``env`` (the checkpoint's meta holds it)."""
-    return {
+    """What a checkpoint must match to be resumed in ``env`` (the checkpoint's meta holds it), with the ``arm``
+    (its URDF, hash, joints, limits and action scaling) of an env that drives one."""
+    signature = {
         "env_id": env_id,
         "obs_dim": int(env.observation_space.shape[0]),
         "act_dim": int(env.action_space.shape[0]),
         "action_low": env.action_space.low.astype(np.float64).tolist(),
         "action_high": env.action_space.high.astype(np.float64).tolist(),
     }
+    arm = getattr(env.unwrapped, "arm", None)
+    if isinstance(arm, dict):
+        signature["arm"] = arm
+    return signature

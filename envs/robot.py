@@ -22,6 +22,8 @@ import pybullet
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from envs.urdf import UrdfError, UrdfFile
+
 ARM_URDF = "xarm/xarm6_robot.urdf"
 GRIPPER_URDF = "xarm/xarm6_with_gripper.urdf"
 ARM_JOINTS = np.arange(1, 7)
@@ -161,3 +163,137 @@ class XArm6:
         ``orientation``, starting from the current joints (PyBullet's damped least squares)."""
         q = self._ik(self.id, link, position, orientation, maxNumIterations=20)[:6]
         return [min(max(x, lo), hi) for x, lo, hi in zip(q, JOINT_LOW.tolist(), JOINT_HIGH.tolist())]
+
+
+MOVABLE = {pybullet.JOINT_REVOLUTE: "revolute", pybullet.JOINT_PRISMATIC: "prismatic"}
+MIN_ARM_JOINTS, MAX_ARM_JOINTS = 2, 7
+DEFAULT_FORCE = 100.0  # N*m (N) for a joint whose URDF gives no effort limit: position control needs one
+
+
+class UrdfArm:
+    """Any arm from a URDF in ``sim`` (``envs.urdf.read_urdf`` checked the file): fixed base on the ground
+    ``plane`` (that contact skipped), self-collision on, joint targets tracked by position control.
+
+    The end effector is the link ``ee_link``, or where the chain from the base ends: the first link with no
+    child or more than one (a hand's fingers branch there). The arm's joints are the movable joints
+    (revolute, prismatic, continuous) from the base to the end effector, in PyBullet's joint order (the
+    URDF's for a chain); every other movable joint (fingers) is held at the middle of its range. Limits,
+    forces and velocities are the URDF's; a continuous joint (or a revolute one without limits) works in
+    +-pi. The neutral pose is the middle of every arm joint's range. Links in contact in the neutral pose
+    touch by design (coarse collision meshes), so their pair is not checked for collision.
+    """
+
+    def __init__(self, sim: BulletClient, plane: int, urdf: UrdfFile, ee_link: str | None = None):
+        self.sim, self.urdf = sim, urdf
+        try:
+            with _quiet_stdout():
+                self.id = sim.loadURDF(str(urdf.path), useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
+        except pybullet.error as e:
+            raise UrdfError(f"--urdf {urdf.given}: PyBullet cannot load it ({e})") from None
+        infos = [sim.getJointInfo(self.id, j) for j in range(sim.getNumJoints(self.id))]
+        parent = {info[0]: info[16] for info in infos}
+        # The base, and links fixed to it, rest on the floor: those contacts never matter.
+        rooted = [-1]
+        for info in infos:
+            if info[2] == pybullet.JOINT_FIXED and info[16] in rooted:
+                rooted.append(info[0])
+        for link in rooted:
+            sim.setCollisionFilterPair(self.id, plane, link, -1, 0)
+        links = {info[12].decode(): info[0] for info in infos}
+        movable = [info[0] for info in infos if info[2] in MOVABLE]
+        if not movable:
+            raise UrdfError(f"--urdf {urdf.given}: no movable joint (revolute, prismatic or continuous); an arm needs some")
+        if ee_link is None:
+            children = {j: [info[0] for info in infos if info[16] == j] for j in [-1, *parent]}
+            self.ee_link = -1
+            while len(children[self.ee_link]) == 1:
+                self.ee_link = children[self.ee_link][0]
+        elif ee_link in links:
+            self.ee_link = links[ee_link]
+        else:
+            raise UrdfError(f"--ee-link {ee_link}: {urdf.given} has no such link (its links: {', '.join(links)})")
+        chain, link = set(), self.ee_link
+        while link != -1:
+            chain.add(link)
+            link = parent[link]
+        self.joints = [j for j in movable if j in chain]
+        if not MIN_ARM_JOINTS <= len(self.joints) <= MAX_ARM_JOINTS:
+            raise UrdfError(
+                f"--urdf {urdf.given}: {len(self.joints)} movable joint(s) from the base to the end effector "
+                f"({self.ee_link_name if self.ee_link >= 0 else 'the base'}); an arm here has {MIN_ARM_JOINTS} to "
+                f"{MAX_ARM_JOINTS} (--ee-link picks another end effector)"
+            )
+        self.joint_names = [infos[j][1].decode() for j in self.joints]
+        self.joint_types = [
+            "continuous" if urdf.joint_types.get(name) == "continuous" else MOVABLE[infos[j][2]]
+            for j, name in zip(self.joints, self.joint_names, strict=True)
+        ]
+        low, high = [], []
+        for j, kind in zip(self.joints, self.joint_types, strict=True):
+            lo, hi = infos[j][8], infos[j][9]
+            if kind == "continuous" or (kind == "revolute" and lo >= hi):
+                lo, hi = -np.pi, np.pi
+            elif lo >= hi:
+                raise UrdfError(f"--urdf {urdf.given}: prismatic joint {infos[j][1].decode()} has no limits")
+            low.append(lo)
+            high.append(hi)
+        self.low, self.high = np.array(low), np.array(high)
+        self.neutral = (self.low + self.high) / 2
+        self.forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.joints]
+        self.velocities = np.array([infos[j][11] for j in self.joints])
+        self.held = [j for j in movable if j not in chain]
+        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in self.held]
+        self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
+        self._plane = plane
+        client = {"physicsClientId": sim._client}
+        self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
+        self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
+        self._joint_states = functools.partial(pybullet.getJointStates, **client)
+        self._link_state = functools.partial(pybullet.getLinkState, **client)
+        self.reset_pose(self.neutral)
+        sim.performCollisionDetection()
+        for c in sim.getContactPoints(self.id, self.id):
+            sim.setCollisionFilterPair(self.id, self.id, c[3], c[4], 0)
+
+    @property
+    def ee_link_name(self) -> str:
+        return self.sim.getJointInfo(self.id, self.ee_link)[12].decode()
+
+    def reset_pose(self, q: np.ndarray) -> None:
+        """Put the arm joints at ``q`` and the held joints at their hold position, at rest, without simulating;
+        the held joints' motors hold them there."""
+        for j, x in zip(self.joints, q, strict=True):
+            self.sim.resetJointState(self.id, j, float(x), 0.0)
+        for j, x in zip(self.held, self._held_q, strict=True):
+            self.sim.resetJointState(self.id, j, x, 0.0)
+        if self.held:
+            self._motor_control(self.id, self.held, pybullet.POSITION_CONTROL, targetPositions=self._held_q,
+                                forces=self._held_forces)
+
+    def drive(self, target: list[float]) -> None:
+        """Position targets of the arm joints, tracked from the next physics step on."""
+        self._motor_control(self.id, self.joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self.forces)
+
+    def joint_states(self) -> list[tuple]:
+        """PyBullet's state (position, velocity, ...) of each arm joint."""
+        return self._joint_states(self.id, self.joints)
+
+    def link_position(self, link: int) -> tuple[float, float, float]:
+        """World position of a link's frame (forward kinematics of the current joints)."""
+        return self._link_state(self.id, link, computeForwardKinematics=True)[4]
+
+    def in_collision(self) -> bool:
+        """Whether, in the current joint positions, the arm touches itself (pairs not touching in the neutral
+        pose) or the ground (its base excepted)."""
+        self.sim.performCollisionDetection()
+        return bool(self.sim.getContactPoints(self.id, self.id) or self.sim.getContactPoints(self.id, self._plane))
+
+    def reach(self) -> float:
+        """An upper bound of the distance from the base to the end effector (m): the sum of the chain's joint
+        offsets, plus the end effector's own."""
+        total, link = 0.0, self.ee_link
+        while link != -1:
+            info = self.sim.getJointInfo(self.id, link)
+            total += float(np.linalg.norm(info[14]))
+            link = info[16]
+        return total

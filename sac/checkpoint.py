@@ -136,6 +136,21 @@ def check_compatible(path: Path, meta: dict[str, Any], expected: dict[str, Any])
             raise CheckpointError(f"{path}: checkpoint {label} is {have!r} but the current run has {want!r}")
 
 
+def check_arm(path: Path, meta: dict[str, Any], expected: dict[str, Any], accept_change: bool = False) -> None:
+    """Raise ``CheckpointError`` when the arm's URDF (or a mesh it names) differs from the one the checkpoint
+    was trained on, naming both files and hashes; with ``accept_change`` say so and go on. Checkpoints without
+    an ``arm`` in their meta (other envs) pass."""
+    have, want = meta.get("arm"), expected.get("arm")
+    if not (isinstance(have, dict) and isinstance(want, dict)) or have.get("sha256") == want.get("sha256"):
+        return
+    change = (f"the checkpoint's arm is {have.get('urdf')} (sha256 {str(have.get('sha256'))[:16]}), the current one is "
+              f"{want.get('urdf')} (sha256 {str(want.get('sha256'))[:16]})")
+    if not accept_change:
+        raise CheckpointError(f"{path}: the arm's URDF changed: {change}; to train on with the new file, resume with "
+                              f"--urdf {want.get('urdf')} --accept-urdf-change")
+    print(f"[RESUME] The arm's URDF changed: {change}; continuing with it (--accept-urdf-change)")
+
+
 def periodic_number(path: Path) -> int | None:
     """N of ``ckpt_ep_N.pth``/``ckpt_step_N.pth``, else None."""
     m = _PERIODIC.search(Path(path).name)

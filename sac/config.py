@@ -24,12 +24,20 @@ def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None =
     return field(default=default, metadata=meta, **kw)
 
 
+# The envs that take an arm from a URDF (``urdf``, ``ee_link``, ``workspace``).
+URDF_ENVS = ("Robot6Reach-v0",)
+
+
 @dataclass
 class Config:
     """Everything that defines a training run. The defaults here are Robot6Reach-v0's; a run starts from its
     env's preset (``sac.presets``, ``presets.toml``) in the fields a preset sets."""
 
     env_id: str = _opt("Robot6Reach-v0", "gymnasium environment id; any env with Box observation and action spaces", flag="--env")
+    urdf: str | None = _opt(None, "Robot6Reach-v0 on any arm: its URDF file (as given, else inside pybullet_data, e.g. kuka_iiwa/model.urdf); the action has one dimension per movable joint from the base to the end effector", metavar="PATH")
+    ee_link: str | None = _opt(None, "with --urdf: the end-effector link (default: where the chain from the base ends, e.g. a hand before its fingers)", metavar="NAME")
+    workspace: list[float] | None = _opt(None, "with --urdf: goals only inside this box (m): x_min y_min z_min x_max y_max z_max", metavar="X")
+    accept_urdf_change: bool = _opt(False, "with --resume --urdf PATH: continue although the URDF (or a mesh it names) differs from the one the checkpoint was trained on")
     episodes: int = _opt(1000, "total episodes of the run; a resumed run trains only the remainder")
     total_steps: int | None = _opt(None, "alternative to --episodes: total env steps of the run (it ends at the first episode end at or past N)")
     seed: int = _opt(0, "random seed for networks, replay sampling, the environment and warm-up actions")
@@ -92,8 +100,18 @@ class Config:
             raise ConfigError(f"--batch-size ({self.batch_size}) cannot exceed --buffer-size ({self.buffer_size})")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.urdf is None and (self.ee_link is not None or self.workspace is not None):
+            raise ConfigError("--ee-link and --workspace need --urdf PATH (the arm they are about)")
+        if self.urdf is not None and self.env_id not in URDF_ENVS:
+            raise ConfigError(f"--urdf works with --env {' or '.join(URDF_ENVS)}, not {self.env_id} (Push needs the xArm6 gripper)")
+        if self.accept_urdf_change and not (self.resume and self.urdf is not None):
+            raise ConfigError("--accept-urdf-change needs --resume and --urdf PATH (the URDF to continue with)")
         if self.resume_ckpt is not None and not self.resume:
             raise ConfigError("--resume-ckpt needs --resume (python Train_Robot6.py --resume --resume-ckpt PATH)")
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set."""
+        return {name: getattr(self, name) for name in ("urdf", "ee_link", "workspace") if getattr(self, name) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, int, float, bool, None, list) for checkpoints and config.json."""
@@ -119,4 +137,4 @@ def flag_of(name: str) -> str:
 
 # Fields that name what is trained or where it is written, rather than how: a checkpoint's value of these
 # is not reported as "changed" on resume.
-RUN_FIELDS = ("episodes", "total_steps", "device", "wandb", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")
+RUN_FIELDS = ("accept_urdf_change", "episodes", "total_steps", "device", "wandb", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")

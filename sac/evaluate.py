@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sac import checkpoint as ckpt
+from sac.config import Config
 from sac.errors import ConfigError, Robot6Error
 from sac.networks import Actor, DeterministicPolicy
 
@@ -98,16 +99,18 @@ def evaluate(policy: Actor | Callable[[np.ndarray], np.ndarray], env, episodes: 
     return EvalResult(np.array(rets), np.array(dists), np.array(succ), np.array(lens))
 
 
-def make_eval_env(env_id: str, render_mode: str | None = None):
-    """The env as the trainer makes it, with ``render_mode`` passed only when frames or a window are wanted
-    (some envs refuse ``render_mode=None``); ``ConfigError`` when the env cannot give them."""
+def make_eval_env(env_id: str, render_mode: str | None = None, env_kwargs: dict | None = None):
+    """The env as the trainer makes it (``env_kwargs``: the run's ``Config.env_kwargs()``, e.g. its URDF arm),
+    with ``render_mode`` passed only when frames or a window are wanted (some envs refuse
+    ``render_mode=None``); ``ConfigError`` when the env cannot give them."""
     from envs.factory import make_env
 
+    env_kwargs = env_kwargs or {}
     if render_mode is None:
-        return make_env(env_id)
+        return make_env(env_id, **env_kwargs)
     flag = "--video" if render_mode == "rgb_array" else "--gui"
     try:
-        env = make_env(env_id, render_mode=render_mode)
+        env = make_env(env_id, render_mode=render_mode, **env_kwargs)
     except ConfigError:
         raise
     except Exception as e:  # the env's own constructor refused the mode
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             if not display_available():
                 raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")
         actor, meta = load_policy(args.checkpoint)
-        env = make_eval_env(meta["env_id"], "rgb_array" if args.video else "human" if args.gui else None)
+        env = make_eval_env(meta["env_id"], "rgb_array" if args.video else "human" if args.gui else None,
+                            Config.from_dict(meta.get("config", {})).env_kwargs())
         frames: list | None = [] if args.video else None
         try:
             result = evaluate(actor, env, args.episodes, args.seed, frames, record_episodes=args.video_episodes)

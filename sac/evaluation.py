@@ -21,10 +21,11 @@ EVAL_STREAM = 0x5EED  # mixed into the run's seed: the evaluator's generator is 
 
 class Evaluator:
     """Evaluates every ``every`` env steps (at the first episode end at or past each multiple), ``episodes``
-    episodes each, the env seeded from the evaluator's own generator at every evaluation."""
+    episodes each, the env seeded from the evaluator's own generator at every evaluation. ``env_kwargs`` are the
+    run's (``Config.env_kwargs``: the arm of a URDF run)."""
 
-    def __init__(self, env_id: str, every: int, episodes: int, seed: int):
-        self.env = make_env(env_id)
+    def __init__(self, env_id: str, every: int, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None):
+        self.env = make_env(env_id, **(env_kwargs or {}))
         self.every, self.episodes = int(every), int(episodes)
         self.rng = np.random.default_rng([int(seed), EVAL_STREAM])
         self.next_at = self.every

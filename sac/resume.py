@@ -17,9 +17,9 @@ from sac.presets import apply_preset
 from sac.runtime import new_run_name
 
 # Fields a resumed run cannot change: they define the environment or the shape of saved tensors.
-FIXED_ON_RESUME = ("env_id", "hidden", "buffer_size")
+FIXED_ON_RESUME = ("env_id", "ee_link", "hidden", "buffer_size")
 # Fields always taken from the current command line, never from the checkpoint.
-CURRENT_ON_RESUME = ("checkpoint_dir", "log_dir", "resume", "resume_ckpt")
+CURRENT_ON_RESUME = ("checkpoint_dir", "log_dir", "resume", "resume_ckpt", "accept_urdf_change")
 # What a checkpoint without these settings was trained with: copies stored at episode ends, and the actor
 # stepped at every update.
 BEFORE_THE_FIELD = {"her_relabel": "store", "policy_delay": 1}

@@ -92,7 +92,7 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
     if config.compile:
         check_compile(device)
     with process_settings():
-        env = make_env(config.env_id)
+        env = make_env(config.env_id, **config.env_kwargs())
         try:
             return Trainer(config, env, device, resume).run()
         finally:
@@ -111,6 +111,7 @@ class Trainer:
         self.config, self.env, self.device = config, env, device
         self.signature = env_signature(config.env_id, env)
         if resume is not None:
+            ckpt.check_arm(resume.path, resume.state["meta"], self.signature, accept_change=config.accept_urdf_change)
             ckpt.check_compatible(resume.path, resume.state["meta"], self.signature)
         self.low, self.half_range = action_bounds(env.action_space)
         random.seed(config.seed)
@@ -132,7 +133,8 @@ class Trainer:
             self.checkpointer = Checkpointer(self.run_dir, self.run_name, config.ckpt_every, config.save_every_steps,
                                              config.keep_last)
             if config.eval_every > 0:
-                self.evaluator = Evaluator(config.env_id, config.eval_every, config.eval_episodes, config.seed)
+                self.evaluator = Evaluator(config.env_id, config.eval_every, config.eval_episodes, config.seed,
+                                           config.env_kwargs())
             logger_state = self._restore(resume) if resume is not None else None
             self.logger = self._open_logs(resume, logger_state)
         except BaseException:
