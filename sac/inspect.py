@@ -101,6 +101,11 @@ def inspect_file(path: Path) -> None:
     print(f"  format_version {meta.get('format_version')}, saved_at {meta.get('saved_at', '?')}, run {meta.get('run_name', '?')}")
     print(f"  env {meta.get('env_id')}: obs_dim {meta.get('obs_dim')}, act_dim {meta.get('act_dim')}, "
           f"action low {meta.get('action_low')}, high {meta.get('action_high')}")
+    arm = meta.get("arm")
+    if isinstance(arm, dict):
+        joints = ", ".join(f"{name} [{lo:.3g}, {hi:.3g}]" for name, lo, hi in zip(arm["joints"], arm["lower"], arm["upper"], strict=True))
+        print(f"  arm {arm.get('name')} from {arm.get('urdf')} (sha256 {str(arm.get('sha256'))[:16]}): end effector "
+              f"{arm.get('ee_link')}; {len(arm['joints'])} joints: {joints}")
     print(f"  episode {state['episode']}, global_step {state['global_step']}, best_reward {state['best_reward']:.4f}, "
           f"alpha {state['log_alpha'].exp().item():.5f}")
     print(f"  best.pth chosen by: {meta.get('best_by', 'episode return')}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, TRAIN, cli_env, run_cli, start_cli
+from conftest import FAST, ROOT, TRAIN, cli_env, run_cli, start_cli
 
 from sac import checkpoint as ckpt
 from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
@@ -107,6 +107,8 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
                      id="sigkill-push-evaluating"),
         pytest.param(signal.SIGTERM, ("--env", "Robot6Push-v0", "--eval-every", "150", "--eval-episodes", "2"),
                      id="sigterm-push-evaluating"),
+        pytest.param(signal.SIGKILL, ("--urdf", str(ROOT / "tests" / "arms" / "arm5.urdf"), "--eval-every", "300",
+                                      "--eval-episodes", "2"), id="sigkill-urdf-arm-evaluating"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as

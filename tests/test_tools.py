@@ -1,6 +1,7 @@
 """The tools around a run: evaluate (+ video), compare, inspect, export, and wandb continuity."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -125,8 +126,8 @@ def test_export_matches_the_pytorch_policy(run, tmp_path, fmt, suffix):
     pth = ckpt_dir(run) / "latest.pth"
     out = tmp_path / f"policy{suffix}"
     assert export.main([str(pth), "--format", fmt, "--out", str(out)]) == 0
-    policy, obs_dim = export.deployed_policy(pth)
-    obs = torch.randn(64, obs_dim) * 2
+    policy, meta = export.deployed_policy(pth)
+    obs = torch.randn(64, meta["obs_dim"]) * 2
     with torch.no_grad():
         expected = policy(obs).numpy()
     if fmt == "torchscript":
@@ -138,6 +139,18 @@ def test_export_matches_the_pytorch_policy(run, tmp_path, fmt, suffix):
         got = onnxruntime.InferenceSession(str(out)).run(None, {"obs": obs.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     assert np.abs(expected).max() <= 1.0
+    # What an action means travels with the file: the arm's joints in action order, limits, scaling.
+    if fmt == "torchscript":
+        info = json.loads(Path(f"{out}.json").read_text())
+    else:
+        import onnx
+
+        info = {p.key.removeprefix("robot6."): json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert info["env_id"] == "Robot6Reach-v0" and info["act_dim"] == 6
+    arm = info["arm"]
+    assert arm["urdf"] == "xarm/xarm6_robot.urdf" and arm["ee_link"] == "link6"
+    assert arm["joints"] == [f"joint{i}" for i in range(1, 7)] and arm["action_scale"] == [0.05] * 6
+    assert arm["lower"][0] == pytest.approx(-np.pi) and arm["control_hz"] == 24
 
 
 def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
