@@ -14,7 +14,6 @@ from envs.tasks.base import ArmTaskEnv
 from envs.urdf import UrdfError, read_urdf
 
 EE_LINK = FLANGE_LINK
-_JOINT_LOW, _JOINT_HIGH = JOINT_LOW.tolist(), JOINT_HIGH.tolist()  # for step's Python loop
 # Maximum change of each joint-position target per env step, per unit of action (rad).
 ACTION_SCALE = 0.05
 # Goals are drawn uniformly in this box (m, world frame); every point in it is reachable by IK.
@@ -22,7 +21,8 @@ GOAL_LOW = np.array([0.25, -0.30, 0.10])
 GOAL_HIGH = np.array([0.55, 0.30, 0.45])
 SUCCESS_DISTANCE = 0.05  # m
 MAX_EPISODE_STEPS = 50
-# Where the observation holds the flange position (the achieved goal) and the goal (the desired goal).
+# Where the xArm6's observation holds the flange position (the achieved goal) and the goal (the desired goal);
+# an arm of n joints has them at 2n..2n+3 and 2n+3..2n+6.
 ACHIEVED_GOAL = slice(12, 15)
 DESIRED_GOAL = slice(15, 18)
 # An arm from a URDF: goals are the end effector's position in random joint configurations, each revolute
