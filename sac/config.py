@@ -60,6 +60,7 @@ class Config:
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim")
     eval_every: int = _opt(5000, "evaluate the deterministic policy every N env steps (at the first episode end past each multiple) on its own env and seeds; best.pth is then the checkpoint of the best mean evaluation return (before the first evaluation, of the best exploring episode); 0: no evaluation, best.pth by the exploring episodes' return")
     eval_episodes: int = _opt(20, "episodes per evaluation, each on a fresh goal")
+    presets: str | None = _opt(None, "a fresh run's settings from this presets file instead of presets.toml (e.g. the one python -m sac.sweep STUDY --best writes)", metavar="PATH")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
     ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
@@ -137,4 +138,4 @@ def flag_of(name: str) -> str:
 
 # Fields that name what is trained or where it is written, rather than how: a checkpoint's value of these
 # is not reported as "changed" on resume.
-RUN_FIELDS = ("accept_urdf_change", "episodes", "total_steps", "device", "wandb", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")
+RUN_FIELDS = ("accept_urdf_change", "presets", "episodes", "total_steps", "device", "wandb", "resume", "resume_ckpt", "checkpoint_dir", "log_dir")

@@ -17,12 +17,19 @@ PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_de
                  "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes")
 
 
-def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
-    """The tables of a presets file, checked: a ``default`` table, and only ``PRESET_FIELDS`` as keys."""
+def read_presets_file(path: Path = PRESETS_FILE) -> dict[str, Any]:
+    """The whole presets file (its env tables and its ``search`` table); ``ConfigError`` if unreadable."""
     try:
-        tables = tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"{path}: cannot read the presets ({e})") from None
+
+
+def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
+    """The env tables of a presets file, checked: a ``default`` table, and only ``PRESET_FIELDS`` as keys
+    (the ``search`` table, the sweeps' search spaces, is ``sac.sweep``'s)."""
+    tables = read_presets_file(path)
+    tables.pop("search", None)
     if not isinstance(tables.get("default"), dict):
         raise ConfigError(f"{path}: no [default] table")
     for name, table in tables.items():
@@ -39,9 +46,11 @@ def preset_for(env_id: str, path: Path = PRESETS_FILE) -> tuple[str, dict[str, A
     return name, {**tables["default"], **(tables[name] if name != "default" else {})}
 
 
-def apply_preset(config: Config, given: set[str], path: Path = PRESETS_FILE) -> tuple[Config, str]:
+def apply_preset(config: Config, given: set[str], path: Path | None = None) -> tuple[Config, str]:
     """``config`` with its env's preset in every field of ``PRESET_FIELDS`` not in ``given``, and one line
-    that says where each setting came from (the preset, or the flags given)."""
+    that says where each setting came from (the preset, or the flags given). The presets file is ``path``,
+    else ``config.presets``, else ``presets.toml``."""
+    path = Path(path or config.presets or PRESETS_FILE)
     name, values = preset_for(config.env_id, path)
     taken = {k: v for k, v in values.items() if k not in given}
     try:
@@ -50,6 +59,7 @@ def apply_preset(config: Config, given: set[str], path: Path = PRESETS_FILE) -> 
         raise ConfigError(f"{path}: [{name}]: {e}") from None
     shown = ", ".join(f"{k} {value_text(v)}" for k, v in taken.items())
     flags = ", ".join(f"{flag_of(k)} {value_text(getattr(config, k))}" for k in sorted(given & set(PRESET_FIELDS)))
-    line = f"[CONFIG] {config.env_id}: preset [{name}] ({shown})" + (f"; given: {flags}" if flags else "")
+    where = "" if path == PRESETS_FILE else f" of {path}"
+    line = f"[CONFIG] {config.env_id}: preset [{name}]{where} ({shown})" + (f"; given: {flags}" if flags else "")
     return result, line
 

@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,8 @@ class Episode:
     sps: float  # env steps per second, updates included
 
 
-def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
+def train(config: Config, given: Iterable[str] | None = None,
+          on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Run (or resume) training as ``config`` says; returns where the run's files are.
 
     ``given``: names of the ``Config`` fields set explicitly on the command line. On resume the checkpoint's
@@ -80,6 +81,7 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
     A ``--resume`` of a run that has trained as long as asked prints one line and writes nothing. Safe to call
     from a library: the process settings it changes are restored when it returns, and signal handlers are
     installed on the main thread only. Raises ``Robot6Error`` for anything the user can fix.
+    ``on_evaluation``: see ``Trainer.run``.
     """
     config, resume = resuming.plan(config, resuming.given_fields(config, given))
     done = resuming.completion(config, resume)
@@ -94,7 +96,7 @@ def train(config: Config, given: Iterable[str] | None = None) -> TrainResult:
     with process_settings():
         env = make_env(config.env_id, **config.env_kwargs())
         try:
-            return Trainer(config, env, device, resume).run()
+            return Trainer(config, env, device, resume).run(on_evaluation)
         finally:
             env.close()
 
@@ -225,8 +227,12 @@ class Trainer:
         """The newest checkpoint file known to be on disk (None before the first save lands)."""
         return self.checkpointer.last_path
 
-    def run(self) -> TrainResult:
-        """Play episodes, saving at each end, until the run is complete or a signal asks it to stop; then close."""
+    def run(self, on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+        """Play episodes, saving at each end, until the run is complete or a signal asks it to stop; then close.
+
+        ``on_evaluation(global_step, summary)`` is called after each evaluation, once that episode's checkpoint
+        is saved (``summary``: ``EvalResult.summary()``); an exception from it ends the run (its files closed)
+        and propagates: a sweep prunes a trial this way."""
         config = self.config
         by_steps = config.total_steps is not None
         print(f"[DEVICE] {self.agent.describe()}", flush=True)
@@ -239,8 +245,10 @@ class Trainer:
             try:
                 while not self.complete and not stop.requested:
                     ep = self.run_episode()
-                    self.evaluate_if_due()
+                    evaluated = self.evaluate_if_due()
                     self.save(ep.reward)
+                    if evaluated and on_evaluation is not None:
+                        on_evaluation(self.global_step, dict(self.evaluator.last))
                     if ep.success is not None:
                         recent_success.append(float(ep.success))
                     bar.update(ep.length if by_steps else 1)

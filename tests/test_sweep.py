@@ -1,0 +1,214 @@
+"""python -m sac.sweep: studies on a journal file and on a real PostgreSQL server; several workers, a SIGKILLed
+worker whose trial is resumed from its checkpoints, a server restart mid-sweep, --best and --plot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import cli_env
+
+import Train_Robot6
+from sac.logger import read_csv_rows
+
+# Small networks and a small search space: the tests check the sweep, not what it finds.
+PRESETS = """
+[default]
+hidden = [32, 32]
+batch_size = 32
+utd = 1
+policy_delay = 1
+learning_starts = 100
+
+[search.default]
+lr = { low = 1e-4, high = 1e-2, log = true }
+gamma = [0.9, 0.95, 0.99]
+hidden = [[16, 16], [32, 32]]
+"""
+
+
+@pytest.fixture(autouse=True)
+def presets(tmp_path: Path) -> Path:
+    path = tmp_path / "presets.toml"
+    path.write_text(PRESETS)
+    return path
+
+
+# Pendulum-v1 episodes are 200 steps: 3 episodes per run, evaluated at 200 and 600 steps on one episode.
+TINY = ["--env", "Pendulum-v1", "--budget", "600", "--evals", "2", "--eval-episodes", "1", "--grace", "4",
+        "--presets", "presets.toml"]
+PASSWORD = "s3cret-pw"
+
+
+def sweep(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sac.sweep", *args], cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def start_sweep(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sac.sweep", *args], cwd=cwd, env=cli_env(),
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
+
+
+def trials(study: str, cwd: Path, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    from sac.sweep import open_storage
+
+    return optuna.load_study(study_name=study, storage=open_storage(storage, cwd / "sweeps" / study)).trials
+
+
+def finished(ts) -> list:
+    return [t for t in ts if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def run_rows(run_folder: Path) -> list[int]:
+    """The episode numbers of a seed's training.csv."""
+    (log_dir,) = (run_folder / "runs").iterdir()
+    return [int(r["episode"]) for r in read_csv_rows(log_dir / "training.csv")]
+
+
+def test_two_workers_on_the_journal_then_best_and_plot(tmp_path, capsys):
+    result = sweep("j", *TINY, "--trials", "3", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    ts = trials("j", tmp_path)
+    assert len(finished(ts)) == 3
+    numbers = [t.number for t in finished(ts)]
+    for n in numbers:  # one run per seed, trained once: episodes 0, 1, 2
+        assert run_rows(tmp_path / "sweeps" / "j" / f"trial_{n}" / "seed_0") == [0, 1, 2]
+    best = sweep("j", "--best", "--presets", "presets.toml", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    command = next(line.strip() for line in best.stdout.splitlines() if line.strip().startswith("python Train_Robot6.py"))
+    preset = tmp_path / "sweeps" / "j" / "best_preset.toml"
+    assert preset.is_file()
+    # The printed command and the preset file train the best trial's parameters.
+    winner = sorted(finished(ts), key=lambda t: (-t.value, t.number))[0]
+    args = command.split()[2:]
+    parsed = vars(Train_Robot6.build_parser().parse_args(args))
+    assert str(parsed["gamma"]) == winner.params["gamma"] and parsed["lr"] == pytest.approx(winner.params["lr"])
+    assert " ".join(map(str, parsed["hidden"])) == winner.params["hidden"]
+    assert len({t.value for t in finished(ts)}) > 1  # the trials learnt differently
+    os.chdir(tmp_path)
+    code = Train_Robot6.main(["--env", "Pendulum-v1", "--presets", str(preset), "--episodes", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"lr {winner.params['lr']}" in out and f"gamma {winner.params['gamma']}" in out
+    plot = sweep("j", "--plot", cwd=tmp_path)
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "sweeps" / "j" / "history.png").stat().st_size > 0
+
+
+def kill_and_resume(tmp_path: Path, storage_args: list[str], study: str, storage: str | None = None) -> None:
+    """SIGKILL a worker mid-trial; a second worker takes the trial over after the grace period and resumes its
+    run from its checkpoint: the study completes, the CSV goes on without a gap or a duplicate."""
+    args = [study, "--env", "Robot6Reach-v0", "--budget", "1000", "--evals", "2", "--eval-episodes", "2", "--grace", "4",
+            "--trials", "2", "--presets", "presets.toml", *storage_args]
+    first = start_sweep(*args, cwd=tmp_path, log=tmp_path / "first.log")
+    latest = tmp_path / "sweeps" / study / "trial_0" / "seed_0" / "checkpoints" / "latest_checkpoint.json"
+    deadline = time.monotonic() + 120
+    import json
+
+    while time.monotonic() < deadline:
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+        try:
+            if json.loads(latest.read_text())["episode"] >= 4:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = sweep(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert "retries trial 0: resuming its runs from their checkpoints" in second.stdout
+    ts = trials(study, tmp_path, storage)
+    assert len(finished(ts)) == 2
+    assert sum(t.state == optuna.trial.TrialState.FAIL for t in ts) == 1  # the killed one, retried once
+    assert run_rows(tmp_path / "sweeps" / study / "trial_0" / "seed_0") == list(range(20))  # 1000 steps, no gap
+    assert not (tmp_path / "sweeps" / study / f"trial_{max(t.number for t in ts)}").exists()  # its files: trial 0's
+
+
+def test_a_killed_worker_s_trial_is_resumed_on_the_journal(tmp_path):
+    kill_and_resume(tmp_path, [], "jk")
+
+
+# A real PostgreSQL server: Debian's postgresql package (.ci/run installs it), started as an unprivileged user.
+def pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A throwaway PostgreSQL server on a free 127.0.0.1 port with a password; yields (url, pg_ctl command)."""
+    initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql)")
+        pytest.skip("needs PostgreSQL: apt-get install -y postgresql")
+    base = Path(tempfile.mkdtemp(prefix="robot6_pg_"))  # outside pytest's folders, which only root may enter
+    data = base / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        os.chmod(base, 0o777)
+    pwfile = base / "pw"
+    pwfile.write_text(PASSWORD)
+    os.chmod(pwfile, 0o644)
+    done = subprocess.run([*as_user, initdb, "-D", str(data), "-U", "sweeper", "--pwfile", str(pwfile), "--auth",
+                           "scram-sha-256"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=50"
+    ctl = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w"]
+    subprocess.run([*ctl, "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://sweeper:{PASSWORD}@127.0.0.1:{port}/postgres", ctl
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
+    url, _ = postgres
+    result = sweep("pg3", *TINY, "--trials", "4", "--workers", "3", "--storage", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    ts = trials("pg3", tmp_path, url)
+    assert len(finished(ts)) == 4
+    folders = {p.name for p in (tmp_path / "sweeps" / "pg3").glob("trial_*")}
+    assert folders == {f"trial_{t.number}" for t in finished(ts)}  # a trial asked for beyond 4 trains nothing
+    for t in finished(ts):  # no two workers ran the same trial: each run trained once
+        assert run_rows(tmp_path / "sweeps" / "pg3" / f"trial_{t.number}" / "seed_0") == [0, 1, 2]
+    assert PASSWORD not in result.stdout + result.stderr and "***" in result.stdout
+    for f in (tmp_path / "sweeps").rglob("*"):
+        if f.is_file():
+            assert PASSWORD.encode() not in f.read_bytes(), f
+    best = sweep("pg3", "--best", "--storage", url, "--presets", "presets.toml", cwd=tmp_path)
+    assert best.returncode == 0 and "python Train_Robot6.py --env Pendulum-v1" in best.stdout, best.stderr
+
+
+def test_a_killed_worker_s_trial_is_resumed_on_postgresql(postgres, tmp_path):
+    kill_and_resume(tmp_path, ["--storage", postgres[0]], "pgk", postgres[0])
+
+
+def test_the_sweep_survives_a_postgresql_restart(postgres, tmp_path):
+    url, ctl = postgres
+    proc = start_sweep("pgr", *TINY, "--trials", "4", "--storage", url, cwd=tmp_path, log=tmp_path / "w.log")
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "sweeps" / "pgr").glob("trial_1")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run([*ctl, "-m", "fast", "restart"], check=True, capture_output=True)
+    assert proc.wait(timeout=240) == 0, (tmp_path / "w.log").read_text()[-3000:]
+    assert len(finished(trials("pgr", tmp_path, url))) == 4
