@@ -193,6 +193,7 @@ class Sweep:
         self.study = optuna.create_study(study_name=args.study, storage=self.storage, direction="maximize",
                                          pruner=pruner, load_if_exists=True)
         self.stop = threading.Event()
+        self.stop_signal: int | None = None  # the signal that stopped this worker
 
     def check_settings(self) -> None:
         """Record the study's settings, or check that this worker's match them."""
@@ -275,7 +276,8 @@ class Sweep:
             try:
                 for seed in range(self.args.seeds):
                     values.append(self.run_seed(trial, folder, seed, params))
-            except Stopped:
+            except Stopped as e:
+                self.stop_signal = e.args[0] if e.args else signal.SIGTERM
                 self.stop.set()
                 requeue(self.study, trial)  # the runs are saved: the next worker resumes them
                 raise
@@ -310,7 +312,7 @@ class Sweep:
 
         result = train(config, given, on_evaluation=report)
         if result.interrupted:
-            raise Stopped()
+            raise Stopped(result.stop_signal)
         state = ckpt.load_checkpoint(result.last_checkpoint)
         last = (state.get("evaluation") or {}).get("last")
         if last is None:
@@ -349,13 +351,26 @@ def score(summary: dict[str, float]) -> float:
     return float(rate) if math.isfinite(rate) else float(summary["mean_return"])
 
 
-def best(args: argparse.Namespace, top: int = 5) -> int:
-    """Print the top trials and the command that trains the best; write it as a preset file."""
+def load_study(args: argparse.Namespace):
+    """The existing study ``args.study`` (``ConfigError`` if there is none), and its folder."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study_dir = Path(args.sweeps_dir) / args.study
-    study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, study_dir))
+    where = masked(args.storage) if args.storage else str(study_dir / "journal.log")
+    if args.storage is None and not (study_dir / "journal.log").is_file():
+        raise ConfigError(f"no study {args.study} in {where}")
+    try:
+        return optuna.load_study(study_name=args.study, storage=open_storage(args.storage, study_dir)), study_dir
+    except KeyError:
+        raise ConfigError(f"no study {args.study} in {where}") from None
+
+
+def best(args: argparse.Namespace, top: int = 5) -> int:
+    """Print the top trials and the command that trains the best; write it as a preset file."""
+    import optuna
+
+    study, study_dir = load_study(args)
     settings = study.user_attrs.get(SETTINGS_ATTR, {})
     trials = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: -t.value)
     if not trials:
@@ -408,9 +423,7 @@ def plot(args: argparse.Namespace) -> int:
     import optuna
     from optuna.visualization import matplotlib as vis
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study_dir = Path(args.sweeps_dir) / args.study
-    study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, study_dir))
+    study, study_dir = load_study(args)
     study_dir.mkdir(parents=True, exist_ok=True)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
@@ -488,17 +501,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[SWEEP] study {args.study} on {where}: {args.trials} trials of {args.env}, {args.budget:,} steps x "
               f"{args.seeds} seed(s); worker pid {os.getpid()}", flush=True)
         sweep = Sweep(args)
-        stop_signal: list[int] = []
-
-        def on_signal(signum, frame):  # the trainer's own handler finishes the episode and saves
-            stop_signal.append(signum)
+        def on_signal(signum, frame):  # between trials; during one, the trainer's handler finishes the episode
+            sweep.stop_signal = signum
             sweep.stop.set()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         sweep.work()
-        if stop_signal:
-            return 128 + stop_signal[0]
+        if sweep.stop_signal is not None:
+            return 128 + sweep.stop_signal
     except Robot6Error as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

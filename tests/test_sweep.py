@@ -104,9 +104,11 @@ def test_two_workers_on_the_journal_then_best_and_plot(tmp_path, capsys):
     assert (tmp_path / "sweeps" / "j" / "history.png").stat().st_size > 0
 
 
-def kill_and_resume(tmp_path: Path, storage_args: list[str], study: str, storage: str | None = None) -> None:
-    """SIGKILL a worker mid-trial; a second worker takes the trial over after the grace period and resumes its
-    run from its checkpoint: the study completes, the CSV goes on without a gap or a duplicate."""
+def kill_and_resume(tmp_path: Path, storage_args: list[str], study: str, storage: str | None = None,
+                    sig: int = signal.SIGKILL) -> None:
+    """Stop a worker mid-trial with ``sig``; a second worker takes the trial over (after the grace period for
+    SIGKILL; at once after SIGTERM, which saves and queues the trial again) and resumes its run from its
+    checkpoint: the study completes, the CSV goes on without a gap or a duplicate."""
     args = [study, "--env", "Robot6Reach-v0", "--budget", "1000", "--evals", "2", "--eval-episodes", "2", "--grace", "4",
             "--trials", "2", "--presets", "presets.toml", *storage_args]
     first = start_sweep(*args, cwd=tmp_path, log=tmp_path / "first.log")
@@ -122,8 +124,8 @@ def kill_and_resume(tmp_path: Path, storage_args: list[str], study: str, storage
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.send_signal(sig)
+    assert first.wait(timeout=60) == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + sig)
     second = sweep(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
     assert "retries trial 0: resuming its runs from their checkpoints" in second.stdout
@@ -131,11 +133,37 @@ def kill_and_resume(tmp_path: Path, storage_args: list[str], study: str, storage
     assert len(finished(ts)) == 2
     assert sum(t.state == optuna.trial.TrialState.FAIL for t in ts) == 1  # the killed one, retried once
     assert run_rows(tmp_path / "sweeps" / study / "trial_0" / "seed_0") == list(range(20))  # 1000 steps, no gap
-    assert not (tmp_path / "sweeps" / study / f"trial_{max(t.number for t in ts)}").exists()  # its files: trial 0's
+    (retry,) = [t for t in ts if t.user_attrs.get("sweep:root") == 0 and t.number != 0]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert not (tmp_path / "sweeps" / study / f"trial_{retry.number}").exists()  # it trained in trial 0's folder
 
 
-def test_a_killed_worker_s_trial_is_resumed_on_the_journal(tmp_path):
-    kill_and_resume(tmp_path, [], "jk")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_stopped_worker_s_trial_is_resumed_on_the_journal(tmp_path, sig):
+    kill_and_resume(tmp_path, [], "jk", sig=sig)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage", "sqlite:///s.db"], "SQLite locks up with parallel workers"),
+    (["--budget", "0"], "--budget must be a positive integer"),
+    (["--evals", "10", "--budget", "5"], "--evals (10) cannot exceed --budget (5)"),
+    (["--storage", "postgresql+psycopg://u:hidden-pw@127.0.0.1:1/db"], "cannot open it"),
+    (["--best"], "no study s in sweeps/s/journal.log"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    from sac import sweep as sweep_module
+
+    monkeypatch.chdir(tmp_path)
+    assert sweep_module.main(["s", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "hidden-pw" not in err, err
+
+
+def test_a_worker_with_other_settings_cannot_join_a_study(tmp_path):
+    first = sweep("s", *TINY, "--trials", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    other = sweep("s", *TINY, "--trials", "1", "--seeds", "2", cwd=tmp_path)
+    assert other.returncode == 2 and "--seeds 1 (not 2)" in other.stderr, other.stderr
 
 
 # A real PostgreSQL server: Debian's postgresql package (.ci/run installs it), started as an unprivileged user.
