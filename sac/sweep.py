@@ -441,11 +441,11 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def spawn_workers(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run ``--workers`` worker processes here, each with cores/N torch threads. SIGTERM is forwarded to them;
-    Ctrl+C reaches them from the terminal (one process group), so SIGINT is not forwarded twice."""
+    """Run ``--workers`` worker processes here, each with cores/N torch threads. They run in their own session,
+    so a signal to this process's group (Ctrl+C, ``timeout``) reaches them once, forwarded from here."""
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    procs = [subprocess.Popen([sys.executable, "-m", "sac.sweep", *argv, "--workers", "1"], env=env)
+    procs = [subprocess.Popen([sys.executable, "-m", "sac.sweep", *argv, "--workers", "1"], env=env, start_new_session=True)
              for _ in range(args.workers)]
 
     def forward(signum, frame):
@@ -453,7 +453,7 @@ def spawn_workers(args: argparse.Namespace, argv: list[str]) -> int:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    old = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward), signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         codes = [p.wait() for p in procs]
     finally:

@@ -240,3 +240,21 @@ def test_the_sweep_survives_a_postgresql_restart(postgres, tmp_path):
     subprocess.run([*ctl, "-m", "fast", "restart"], check=True, capture_output=True)
     assert proc.wait(timeout=240) == 0, (tmp_path / "w.log").read_text()[-3000:]
     assert len(finished(trials("pgr", tmp_path, url))) == 4
+
+
+def test_sigterm_to_the_workers_group_saves_every_trial_once(tmp_path):
+    """A signal to the whole process group (``timeout``, Ctrl+C) reaches each worker once, through the parent:
+    each finishes its episode, saves and queues its trial again (a second signal would quit without that)."""
+    proc = subprocess.Popen([sys.executable, "-m", "sac.sweep", "g", "--env", "Robot6Reach-v0", "--budget", "100000",
+                             "--trials", "4", "--workers", "2", "--presets", "presets.toml"], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "sweeps" / "g").glob("trial_*/seed_0/checkpoints/*/latest.pth"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "Second signal" not in out and out.count("queued again") == 2
+    waiting = [t for t in trials("g", tmp_path) if t.state == optuna.trial.TrialState.WAITING]
+    assert sorted(t.user_attrs["sweep:root"] for t in waiting) == [0, 1]
