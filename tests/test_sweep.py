@@ -258,3 +258,22 @@ def test_sigterm_to_the_workers_group_saves_every_trial_once(tmp_path):
     assert "Second signal" not in out and out.count("queued again") == 2
     waiting = [t for t in trials("g", tmp_path) if t.state == optuna.trial.TrialState.WAITING]
     assert sorted(t.user_attrs["sweep:root"] for t in waiting) == [0, 1]
+
+
+@pytest.mark.parametrize("pruner, state", [("median", optuna.trial.TrialState.PRUNED),
+                                           ("none", optuna.trial.TrialState.COMPLETE)])
+def test_the_median_pruner_stops_a_trial_below_the_finished_ones(tmp_path, pruner, state):
+    """A finished trial at 100% success at every evaluation step; a new trial at 300 steps is below it, so the
+    median pruner (past half the budget, after one finished trial) stops it there; --pruner none lets it run."""
+    from sac.sweep import open_storage
+
+    study = optuna.create_study(study_name="p", storage=open_storage(None, tmp_path / "sweeps" / "p"), direction="maximize")
+    hidden = optuna.distributions.CategoricalDistribution(["16 16", "32 32"])
+    study.add_trial(optuna.create_trial(value=1.0, params={"hidden": "32 32"}, distributions={"hidden": hidden},
+                                        intermediate_values={300: 1.0, 600: 1.0}))
+    (tmp_path / "one.toml").write_text(PRESETS.split("[search.default]")[0] + '[search.default]\nhidden = [[16, 16], [32, 32]]\n')
+    result = sweep("p", "--env", "Robot6Reach-v0", "--budget", "600", "--evals", "2", "--eval-episodes", "2",
+                   "--trials", "2", "--prune-after", "1", "--pruner", pruner, "--presets", "one.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (new,) = [t for t in trials("p", tmp_path) if t.number == 1]
+    assert new.state == state and (("pruned at seed 0, step 300" in result.stdout) == (pruner == "median"))
