@@ -11,6 +11,8 @@ ENVS = {
     "Robot6Reach-v0": ("envs.tasks.reach:Robot6ReachEnv", {}),
     "Robot6Push-v0": ("envs.tasks.push:Robot6PushEnv", {}),
     "Robot6PushDense-v0": ("envs.tasks.push:Robot6PushEnv", {"dense": True}),
+    "Robot6PickAndPlace-v0": ("envs.tasks.pick_and_place:Robot6PickAndPlaceEnv", {}),
+    "Robot6PickAndPlaceDense-v0": ("envs.tasks.pick_and_place:Robot6PickAndPlaceEnv", {"dense": True}),
 }
 for env_id, (entry_point, kwargs) in ENVS.items():
     if env_id not in gym.registry:

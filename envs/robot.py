@@ -33,6 +33,8 @@ GRIPPER_JOINTS = np.arange(8, 14)  # the drive joint, then its five followers
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 0.85  # rad of every gripper joint
 # Pointing down (roll pi), the fingertips of the closed gripper are this far below the gripper base (m).
 FINGERTIP_DEPTH = 0.165
+LEFT_FINGER, RIGHT_FINGER = 9, 12  # the finger links; their frames are FINGER_FRAME_OFFSET farther apart than the pads
+FINGER_FRAME_OFFSET = 0.059
 POINTING_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w) of roll pi: the gripper's z axis down
 # At all-zero joints the arm is folded onto itself; this pose holds the flange near (0.36, 0, 0.31).
 NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
@@ -122,6 +124,7 @@ class XArm6:
             for b in links[i + 1:]:
                 sim.setCollisionFilterPair(self.id, self.id, a, b, 0)
         self._gripper_forces = [sim.getJointInfo(self.id, j)[10] for j in self.gripper_joints]
+        self._tied_force: float | None = None
         client = {"physicsClientId": sim._client}
         self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
         self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
@@ -141,9 +144,35 @@ class XArm6:
         self._motor_control(self.id, self.joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self.forces)
 
     def set_gripper(self, angle: float) -> None:
-        """Drive the drive joint and its five followers to ``angle`` (rad, 0 open to 0.85 closed)."""
+        """Drive the drive joint and its five followers to ``angle`` (rad, 0 open to 0.85 closed); once
+        ``tie_gripper`` has tied the followers, the drive joint alone."""
+        if self._tied_force is not None:
+            self._motor_control(self.id, self.gripper_joints[:1], pybullet.POSITION_CONTROL, targetPositions=[angle],
+                                forces=[self._tied_force])
+            return
         self._motor_control(self.id, self.gripper_joints, pybullet.POSITION_CONTROL,
                             targetPositions=[angle] * len(self.gripper_joints), forces=self._gripper_forces)
+
+    def tie_gripper(self, force: float) -> None:
+        """Tie the five followers to the drive joint with gear constraints, as the real gripper's linkage does,
+        so that the fingers stay parallel when they squeeze something; from now on ``set_gripper`` drives the
+        drive joint alone, with up to ``force``. Call ``free_followers`` after every ``restoreState``."""
+        for follower in self.gripper_joints[1:]:
+            tie = self.sim.createConstraint(self.id, self.gripper_joints[0], self.id, follower, pybullet.JOINT_GEAR,
+                                            [1, 0, 0], [0, 0, 0], [0, 0, 0])
+            self.sim.changeConstraint(tie, gearRatio=-1, maxForce=1000, erp=1)
+        self._tied_force = force
+        self.free_followers()
+
+    def free_followers(self) -> None:
+        """Switch the followers' motors off (PyBullet's default velocity motor would hold them): the ties move them."""
+        followers = self.gripper_joints[1:]
+        self._motor_control(self.id, followers, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(followers))
+
+    def finger_width(self) -> float:
+        """The gap between the finger pads (m): 0.082 open, 0 closed on nothing."""
+        left, right = (np.array(self.link_position(j)) for j in (LEFT_FINGER, RIGHT_FINGER))
+        return max(0.0, float(np.linalg.norm(left - right)) - FINGER_FRAME_OFFSET)
 
     def joint_states(self) -> list[tuple]:
         """PyBullet's state (position, velocity, ...) of each arm joint."""
