@@ -253,6 +253,8 @@ class Sweep:
                 pass
 
     def objective(self, trial) -> float:
+        """Train (or resume) the trial's runs, one per seed; the mean of their last evaluations. A trial asked
+        for once the study already has every trial it needs is marked surplus and trains nothing."""
         from optuna.trial import TrialState
 
         live = [t for t in self.study.get_trials(deepcopy=False)
