@@ -11,13 +11,16 @@ unless ``--set her=false``, as ours), saving its model at every budget (SB3's SA
 updates its actor at every gradient step whatever ``policy_delay`` says). Each budget's deterministic policy
 is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-v0, the same for both
 trainers) and a markdown table is printed, with the training wall time to reach each budget (process
-start-up and evaluation excluded) and the first budget where the mean success reaches 90%.
+start-up and evaluation excluded) and the first budget where the mean success reaches 90%. Ours runs with
+``--resume``: the same command with the same ``--workdir`` continues the runs a stop cut short (long budgets
+over several sittings) and evaluates the finished ones again.
 
     python -m bench.learn                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
     python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2
     python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2 --sb3-set batch_size=256 utd=1
     python -m bench.learn --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
     python -m bench.learn --steps 5000 10000 --seeds 0 --set her=true utd=2
+    python -m bench.learn --env Robot6PickAndPlace-v0 --steps 250000 500000 1000000 --set demos=100 --workdir W
 """
 
 from __future__ import annotations
@@ -225,7 +228,9 @@ def main() -> int:
         while jobs and len(procs) < args.jobs:
             trainer, seed = jobs.pop(0)
             if trainer == "ours":
-                cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--env", args.env, "--seed", str(seed),
+                # --resume: the same command with the same --workdir continues runs a stop cut short (and leaves
+                # finished ones as they are).
+                cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--resume", "--env", args.env, "--seed", str(seed),
                        "--total-steps", str(budgets[-1]), "--save-every-steps", str(every), "--ckpt-every", str(10**9),
                        "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *arm_flags, *flags]
             else:

@@ -55,6 +55,7 @@ class Config:
     her: bool | None = _opt(None, "hindsight goal relabelling; on by default for goal envs (Robot6Reach-v0, Dict observation/achieved_goal/desired_goal envs), --no-her turns it off")
     her_k: int = _opt(2, "with --her: relabelled goals per original transition, drawn from the same episode's future (with --her-relabel sample, a sampled transition is relabelled with probability k/(k+1))")
     her_relabel: str = _opt("sample", "with --her: when goals are relabelled: sample (a fresh goal each time a transition is sampled, as Stable-Baselines3's HerReplayBuffer) or store (her-k relabelled copies stored at each episode end)", metavar="{sample,store}")
+    demos: int = _opt(0, "a fresh run first fills the replay buffer with N episodes of the env's scripted controller (Robot6PickAndPlace-v0: envs.tasks.pick_and_place.scripted_pick), stored and relabelled by HER like any transition; they are not steps of the run (--total-steps, the logs and the warm-up do not count them)", metavar="N")
     replay_on_device: bool = _opt(False, "keep a copy of the replay buffer on the training device (the GPU) and gather batches there")
     compile: bool | None = _opt(None, "a compiled update: on CUDA (the default there) the update captured once as a CUDA graph and replayed, the same results bit for bit; on a CPU through torch.compile (about 20 s of compiling at the first update, the same update to float rounding, needs a C++ compiler and the Python headers; slower than the plain update at --policy-delay > 1); --no-compile: the plain update everywhere")
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim")
@@ -81,6 +82,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{flag_of(name)} must be a positive integer, got {value}")
+        if self.demos < 0:
+            raise ConfigError(f"--demos must be >= 0, got {self.demos}")
         if self.her_relabel not in ("sample", "store"):
             raise ConfigError(f"--her-relabel must be sample or store, got {self.her_relabel!r}")
         if self.eval_every < 0:

@@ -17,7 +17,7 @@ from sac.presets import apply_preset
 from sac.runtime import new_run_name
 
 # Fields a resumed run cannot change: they define the environment or the shape of saved tensors.
-FIXED_ON_RESUME = ("env_id", "ee_link", "hidden", "buffer_size")
+FIXED_ON_RESUME = ("env_id", "ee_link", "hidden", "buffer_size", "demos")
 # Fields always taken from the current command line, never from the checkpoint.
 CURRENT_ON_RESUME = ("checkpoint_dir", "log_dir", "resume", "resume_ckpt", "accept_urdf_change")
 # What a checkpoint without these settings was trained with: copies stored at episode ends, and the actor

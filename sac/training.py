@@ -169,6 +169,10 @@ class Trainer:
         self.sampler: ReplayBuffer | HindsightSampler = (
             HindsightSampler(self.replay, goals, config.her_k, config.her_relabel) if goals is not None else self.replay
         )
+        self.demonstrator: Callable[[], np.ndarray] | None = getattr(self.env.unwrapped, "demonstration", None)
+        if config.demos and not callable(self.demonstrator):
+            raise ConfigError(f"--demos needs an env with a scripted controller (Robot6PickAndPlace-v0, "
+                              f"Robot6PickAndPlaceDense-v0); {config.env_id} has none")
 
     def _restore(self, resume: Resume) -> dict[str, Any] | None:
         """Load the complete state of ``resume`` into this trainer; returns the logger's saved state."""
@@ -240,6 +244,8 @@ class Trainer:
                    initial=self.global_step if by_steps else self.episode, unit="step" if by_steps else "ep",
                    dynamic_ncols=True, mininterval=1.0, desc=self.run_name)
         recent_success: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+        if config.demos and self.episode == 0:  # a fresh run (a resumed one has them in its buffer)
+            self.play_demos()
         # The handlers stay installed until the logs are closed: a second signal always means "quit now".
         with StopRequest() as stop:
             try:
@@ -269,6 +275,31 @@ class Trainer:
                       f"{resuming.resume_command(config, self.run_dir)}")
         return TrainResult(self.run_name, self.run_dir, self.log_dir, self.episode, self.global_step, self.last_path,
                            interrupted=interrupted, stop_signal=stop.signum)
+
+    def play_demos(self) -> float:
+        """Fill the replay buffer with ``--demos`` episodes of the env's scripted controller, before the run's
+        first episode; returns their success rate. They are stored (and saved with the first checkpoint) and
+        relabelled by HER like any transition, and drawn from the env's seeded generator (a run with demos is as
+        reproducible as one without); they are not steps of the run: ``global_step``, the warm-up, the logs and
+        ``--total-steps`` count the run's own episodes only."""
+        env, replay, n = self.env, self.replay, self.config.demos
+        successes, steps = 0, 0
+        for _ in tqdm(range(n), desc="demos", unit="ep", dynamic_ncols=True, mininterval=1.0, leave=False):
+            obs, _ = env.reset(seed=self.reset_seed)
+            self.reset_seed = None
+            start, info, done = replay.count, {}, False
+            while not done:
+                env_action = np.asarray(self.demonstrator(), dtype=env.action_space.dtype)
+                action = unscale_action(env_action, self.low, self.half_range).astype(np.float32)
+                next_obs, reward, terminated, truncated, info = env.step(env_action)
+                replay.add(obs, action, float(reward), next_obs, bool(terminated))
+                obs, done = next_obs, terminated or truncated
+                steps += 1
+            self.sampler.end_episode(start, replay.count)
+            successes += bool(info.get("is_success", False))
+        print(f"[DEMOS] {n} episodes of the scripted controller in the replay buffer ({steps} steps), "
+              f"{successes / n:.0%} reached their goal", flush=True)
+        return successes / n
 
     def run_episode(self) -> Episode:
         """Play one episode, updating after every step (or every ``--updates-every`` steps) once learning has

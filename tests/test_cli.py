@@ -143,6 +143,8 @@ def write_bad(folder: Path) -> str:
         (["--utd", "0"], "--utd must be a positive integer"),
         (["--policy-delay", "0"], "--policy-delay must be a positive integer"),
         (["--her-relabel", "later"], "--her-relabel must be sample or store"),
+        (["--demos", "5"], "--demos needs an env with a scripted controller"),
+        (["--demos", "-1"], "--demos must be >= 0"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(trained, args, message):

@@ -4,11 +4,15 @@ determinism."""
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401
+from envs.factory import make_env
 from envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, OBS_DIM, scripted_pick
 from envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
+from sac.config import Config
+from sac.training import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +77,35 @@ def test_same_seed_same_trajectory_whatever_ran_before():
     finally:
         a.close()
         b.close()
+
+
+def test_demos_fill_the_replay_buffer_with_scripted_episodes_before_the_run_counts_a_step(tmp_path):
+    """--demos N: N episodes of scripted_pick in the replay buffer, from the run's seeded goals, marked as
+    episodes (so HER relabels them), and not steps of the run."""
+    config = Config(env_id="Robot6PickAndPlace-v0", demos=3, total_steps=50, learning_starts=10, batch_size=16,
+                    hidden=[16, 16], eval_every=0, seed=4, checkpoint_dir=str(tmp_path / "c"), log_dir=str(tmp_path / "r"))
+    env, again = make_env(config.env_id), gym.make(config.env_id)
+    try:
+        trainer = Trainer(config, env, torch.device("cpu"))
+        try:
+            rate = trainer.play_demos()
+            assert trainer.global_step == 0 and trainer.episode == 0 and trainer.replay.count == 150
+            assert trainer.replay.to_end[[0, 49, 50, 149]].tolist() == [50, 1, 50, 1]  # three finished episodes
+            # The same three episodes, played from the run's seed: the same actions, in order.
+            obs, _ = again.reset(seed=4)
+            successes = 0
+            for i in range(150):
+                action = scripted_pick(obs)
+                np.testing.assert_allclose(trainer.replay.act[i], action, atol=1e-6)  # stored in [-1, 1] units
+                obs, _, _, truncated, info = again.step(action)
+                if truncated:
+                    successes += info["is_success"]
+                    obs, _ = again.reset()
+            assert rate == successes / 3
+            trainer.run_episode()  # the run's first episode follows them in the buffer and is its step 1..50
+            assert trainer.global_step == 50 and trainer.replay.count == 200
+        finally:
+            trainer.close()
+    finally:
+        env.close()
+        again.close()

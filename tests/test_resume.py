@@ -107,8 +107,8 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
                      id="sigkill-push-evaluating"),
         pytest.param(signal.SIGTERM, ("--env", "Robot6Push-v0", "--eval-every", "150", "--eval-episodes", "2"),
                      id="sigterm-push-evaluating"),
-        pytest.param(signal.SIGKILL, ("--env", "Robot6PickAndPlace-v0", "--eval-every", "300", "--eval-episodes", "2"),
-                     id="sigkill-pick-and-place-evaluating"),
+        pytest.param(signal.SIGKILL, ("--env", "Robot6PickAndPlace-v0", "--demos", "3", "--eval-every", "300",
+                                      "--eval-episodes", "2"), id="sigkill-pick-and-place-demos-evaluating"),
         pytest.param(signal.SIGKILL, ("--urdf", str(ROOT / "tests" / "arms" / "arm5.urdf"), "--eval-every", "300",
                                       "--eval-episodes", "2"), id="sigkill-urdf-arm-evaluating"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.

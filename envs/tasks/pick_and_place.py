@@ -114,6 +114,10 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
             self.render()
         return obs, reward, False, False, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
 
+    def demonstration(self) -> np.ndarray:
+        """The scripted controller's action in the current state (``scripted_pick``): what ``--demos`` plays."""
+        return scripted_pick(self._obs)
+
     def _observe(self) -> tuple[dict[str, np.ndarray], float]:
         obs, distance = super()._observe()
         finger = getattr(self, "_finger", GRIPPER_OPEN)
