@@ -78,7 +78,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         goal = options.pop("goal", None)
         super(Robot6PushEnv, self).reset(seed=seed)
         sim = self._sim
-        sim.restoreState(self._initial_state)
+        self._restore_snapshot()
         self.robot.free_followers()
         self.robot.drive(self._start_q)
         self._finger = GRIPPER_OPEN
@@ -134,7 +134,9 @@ def scripted_pick(obs: dict[str, np.ndarray]) -> np.ndarray:
     tip, cube, closed, width = o[:3], o[6:9], o[21] > GRIPPER_CLOSED / 2, o[22]
     offset = cube - tip
     between = np.linalg.norm(offset[:2]) < 0.02 and -0.04 < offset[2] < 0.035  # the cube between the pads
-    if between and closed and width < 0.045:  # the grip has closed on it
+    # The grip has closed on it (not on nothing); it may slide a little along the pads while carried.
+    held = closed and 0.01 < width < 0.045 and np.linalg.norm(offset) < 0.05
+    if held:
         # Held: carry it (where it hangs in the grip) to the goal, lifted clear of the ground on the way.
         target, close = goal - offset, 1.0
         if np.linalg.norm(cube[:2] - goal[:2]) > 0.02:
