@@ -14,7 +14,7 @@ from sac.errors import ConfigError
 PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
 # What a preset may set: how a run learns and is evaluated, not where it writes or how long it runs.
 PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_delay", "updates_every", "learning_starts",
-                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes")
+                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos")
 
 
 def read_presets_file(path: Path = PRESETS_FILE) -> dict[str, Any]:

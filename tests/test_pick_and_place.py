@@ -8,9 +8,11 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401
+from conftest import run_cli
 from envs.factory import make_env
 from envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, OBS_DIM, scripted_pick
 from envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
+from sac import checkpoint as ckpt
 from sac.config import Config
 from sac.training import Trainer
 
@@ -129,3 +131,14 @@ def test_demos_fill_the_replay_buffer_with_scripted_episodes_before_the_run_coun
     finally:
         env.close()
         again.close()
+
+
+def test_the_cli_trains_pick_and_place_with_its_preset_demonstrations_included(tmp_path):
+    result = run_cli("--env", "Robot6PickAndPlace-v0", "--episodes", "1", "--hidden", "32", "32", "--eval-every", "0",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("[CONFIG]"))
+    assert "preset [Robot6PickAndPlace-v0]" in line and "demos 100" in line, line
+    assert "[DEMOS] 100 episodes of the scripted controller in the replay buffer (5000 steps)" in result.stdout
+    state = ckpt.load_checkpoint(next((tmp_path / "checkpoints").glob("*/latest.pth")))
+    assert state["global_step"] == 50 and state["replay"]["count"] == 5050  # the demonstrations, then the run's episode
