@@ -46,7 +46,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
     ``reset(options={"cube": xy, "goal": xyz})`` places them instead of sampling.
     """
 
-    CAMERA = {"target": [0.45, 0.0, 0.10], "distance": 0.9, "yaw": 60, "pitch": -25}
+    CAMERA = {"target": [0.42, 0.0, 0.10], "distance": 0.6, "yaw": 50, "pitch": -20}
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
         super().__init__(render_mode, dense, width, height)
