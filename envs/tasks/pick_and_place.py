@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.robot import GRIPPER_BASE_LINK, GRIPPER_CLOSED, GRIPPER_OPEN
-from envs.tasks.push import ACTION_SCALE, CUBE_HALF, REGION_HIGH, REGION_LOW, SUBSTEPS, SUCCESS_DISTANCE, Robot6PushEnv
+from envs.tasks.push import ACTION_SCALE, CUBE_HALF, REGION_HIGH, REGION_LOW, SUBSTEPS, SUCCESS_DISTANCE, Robot6PushEnv, cube_goal_space
 from envs.tasks.push import OBS_DIM as PUSH_OBS_DIM
 
 # Grasping: more solver iterations than pushing, high friction on the finger pads and the cube, and a firm
@@ -57,14 +57,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         sim.changeDynamics(self._cube, -1, lateralFriction=FRICTION)
         robot.tie_gripper(GRIP_FORCE)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        big = np.full(OBS_DIM, 10.0, dtype=np.float32)
-        goal_low = np.array([*REGION_LOW - 1.0, -1.0], dtype=np.float32)
-        goal_high = np.array([*REGION_HIGH + 1.0, 1.0], dtype=np.float32)
-        self.observation_space = spaces.Dict({
-            "observation": spaces.Box(-big, big, dtype=np.float32),
-            "achieved_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
-            "desired_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
-        })
+        self.observation_space = cube_goal_space(OBS_DIM)
         # The start pose: fingertips at TIP_START, gripper open; the snapshot every reset restores.
         robot.reset_pose(self._start_q, GRIPPER_OPEN)
         for _ in range(20):

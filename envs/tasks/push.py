@@ -43,6 +43,19 @@ MAX_EPISODE_STEPS = 50
 OBS_DIM = 21
 
 
+def cube_goal_space(obs_dim: int) -> spaces.Dict:
+    """The goal Dict of the cube tasks: ``observation`` (``obs_dim`` floats), and the cube's position as
+    ``achieved_goal`` and the goal as ``desired_goal``, each within a metre of the square and the ground."""
+    big = np.full(obs_dim, 10.0, dtype=np.float32)
+    goal_low = np.array([*REGION_LOW - 1.0, -1.0], dtype=np.float32)
+    goal_high = np.array([*REGION_HIGH + 1.0, 1.0], dtype=np.float32)
+    return spaces.Dict({
+        "observation": spaces.Box(-big, big, dtype=np.float32),
+        "achieved_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
+        "desired_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
+    })
+
+
 class Robot6PushEnv(ArmTaskEnv):
     """Push a cube to a goal on the ground; the gripper is held closed.
 
@@ -69,14 +82,7 @@ class Robot6PushEnv(ArmTaskEnv):
         self._set_render_mode(render_mode, width, height)
         self.dense = dense
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
-        big = np.full(OBS_DIM, 10.0, dtype=np.float32)
-        goal_low = np.array([*REGION_LOW - 1.0, -1.0], dtype=np.float32)
-        goal_high = np.array([*REGION_HIGH + 1.0, 1.0], dtype=np.float32)
-        self.observation_space = spaces.Dict({
-            "observation": spaces.Box(-big, big, dtype=np.float32),
-            "achieved_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
-            "desired_goal": spaces.Box(goal_low, goal_high, dtype=np.float32),
-        })
+        self.observation_space = cube_goal_space(OBS_DIM)
 
         self._sim = sim = connect(render_mode)
         sim.setTimeStep(1.0 / PHYSICS_HZ)
