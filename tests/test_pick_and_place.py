@@ -5,10 +5,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401
-from conftest import run_cli
 from envs.factory import make_env
 from envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, OBS_DIM, scripted_pick
 from envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
