@@ -8,8 +8,6 @@ drive joint by gear constraints (``XArm6.tie_gripper``), so the fingers stay par
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from gymnasium import spaces
 
@@ -66,31 +64,27 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         self._initial_state = sim.saveState()
         self._finger = GRIPPER_OPEN
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        options = dict(options or {})
-        goal = options.pop("goal", None)
-        super(Robot6PushEnv, self).reset(seed=seed)
-        sim = self._sim
-        self._restore_snapshot()
+    def _start_robot(self) -> None:
+        """The robot at the start pose, gripper open, its followers free of the last episode's constraints."""
         self.robot.free_followers()
         self.robot.drive(self._start_q)
         self._finger = GRIPPER_OPEN
         self.robot.set_gripper(self._finger)
-        cube = (np.asarray(options["cube"], dtype=np.float64) if options.get("cube") is not None
-                else self.np_random.uniform(REGION_LOW, REGION_HIGH))
-        if goal is not None:
-            self._goal = np.asarray(goal, dtype=np.float64).reshape(3)
-        else:
-            while True:  # never solved at the start
-                xy = self.np_random.uniform(REGION_LOW, REGION_HIGH)
-                lift = 0.0 if self.np_random.uniform() < GROUND_GOALS else self.np_random.uniform(0.0, GOAL_MAX_HEIGHT)
-                self._goal = np.array([xy[0], xy[1], CUBE_HALF + lift])
-                if np.linalg.norm(self._goal - np.array([*cube, CUBE_HALF])) > SUCCESS_DISTANCE:
-                    break
-        sim.resetBasePositionAndOrientation(self._cube, [cube[0], cube[1], CUBE_HALF], [0, 0, 0, 1])
-        sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
-        obs, distance = self._observe()
-        return obs, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+
+    @staticmethod
+    def _goal_at(given) -> np.ndarray:
+        """The goal for ``reset(options={"goal": xyz})``."""
+        return np.asarray(given, dtype=np.float64).reshape(3)
+
+    def _draw_goal(self, cube: np.ndarray) -> np.ndarray:
+        """On the ground for ``GROUND_GOALS`` of the episodes, else up to ``GOAL_MAX_HEIGHT`` above it; never
+        within ``SUCCESS_DISTANCE`` of the cube."""
+        while True:
+            xy = self.np_random.uniform(REGION_LOW, REGION_HIGH)
+            lift = 0.0 if self.np_random.uniform() < GROUND_GOALS else self.np_random.uniform(0.0, GOAL_MAX_HEIGHT)
+            goal = np.array([xy[0], xy[1], CUBE_HALF + lift])
+            if np.linalg.norm(goal - np.array([*cube, CUBE_HALF])) > SUCCESS_DISTANCE:
+                return goal
 
     def step(self, action):
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(4)), -1.0, 1.0)
@@ -105,7 +99,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], {}))
         if self.render_mode == "human":
             self.render()
-        return obs, reward, False, False, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+        return obs, reward, False, False, self._info(distance)
 
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_pick``): what ``--demos`` plays."""

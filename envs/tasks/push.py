@@ -124,22 +124,37 @@ class Robot6PushEnv(ArmTaskEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        sim, options = self._sim, options or {}
+        options = options or {}
         self._restore_snapshot()
+        self._start_robot()
+        cube = np.asarray(options["cube"], dtype=np.float64) if options.get("cube") is not None else self.np_random.uniform(REGION_LOW, REGION_HIGH)
+        self._goal = self._goal_at(options["goal"]) if options.get("goal") is not None else self._draw_goal(cube)
+        self._sim.resetBasePositionAndOrientation(self._cube, [cube[0], cube[1], CUBE_HALF], [0, 0, 0, 1])
+        self._sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
+        obs, distance = self._observe()
+        return obs, self._info(distance)
+
+    def _start_robot(self) -> None:
+        """The robot at the start pose, gripper closed (the snapshot holds the pose; the motors need targets)."""
         self.robot.drive(self._start_q)
         self.robot.set_gripper(GRIPPER_CLOSED)
-        cube = np.asarray(options["cube"], dtype=np.float64) if options.get("cube") is not None else self.np_random.uniform(REGION_LOW, REGION_HIGH)
-        if options.get("goal") is not None:
-            goal = np.asarray(options["goal"], dtype=np.float64)
-        else:
+
+    @staticmethod
+    def _goal_at(given) -> np.ndarray:
+        """The goal for ``reset(options={"goal": xy})``: on the ground."""
+        xy = np.asarray(given, dtype=np.float64)
+        return np.array([xy[0], xy[1], CUBE_HALF])
+
+    def _draw_goal(self, cube: np.ndarray) -> np.ndarray:
+        """A goal on the ground in the square, never within ``SUCCESS_DISTANCE`` of the cube (never solved at the start)."""
+        goal = self.np_random.uniform(REGION_LOW, REGION_HIGH)
+        while np.linalg.norm(goal - cube) <= SUCCESS_DISTANCE:
             goal = self.np_random.uniform(REGION_LOW, REGION_HIGH)
-            while np.linalg.norm(goal - cube) <= SUCCESS_DISTANCE:  # never solved at the start
-                goal = self.np_random.uniform(REGION_LOW, REGION_HIGH)
-        sim.resetBasePositionAndOrientation(self._cube, [cube[0], cube[1], CUBE_HALF], [0, 0, 0, 1])
-        self._goal = np.array([goal[0], goal[1], CUBE_HALF])
-        sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
-        obs, distance = self._observe()
-        return obs, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+        return np.array([goal[0], goal[1], CUBE_HALF])
+
+    @staticmethod
+    def _info(distance: float) -> dict[str, Any]:
+        return {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
 
     def step(self, action):
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(3)), -1.0, 1.0)
@@ -153,7 +168,7 @@ class Robot6PushEnv(ArmTaskEnv):
         if self.render_mode == "human":
             self.render()
         # terminated is always False: the cube may be pushed off the goal again; TimeLimit owns truncation.
-        return obs, reward, False, False, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+        return obs, reward, False, False, self._info(distance)
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
         """Reward for cube positions and goals, (..., 3) -> (...): ``-(distance > 0.05)``, or ``-distance``
