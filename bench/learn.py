@@ -20,7 +20,7 @@ over several sittings) and evaluates the finished ones again.
     python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2 --sb3-set batch_size=256 utd=1
     python -m bench.learn --env Pendulum-v1 --steps 5000 10000 20000 --set gamma=0.99
     python -m bench.learn --steps 5000 10000 --seeds 0 --set her=true utd=2
-    python -m bench.learn --env Robot6PickAndPlace-v0 --steps 250000 500000 1000000 --set demos=100 --workdir W
+    python -m bench.learn --env Robot6PickAndPlace-v0 --steps 250000 500000 1000000 --set demos=100 --workdir W --plot pick.png
 """
 
 from __future__ import annotations
@@ -191,6 +191,9 @@ def main() -> int:
                    help="settings for SB3 only, over --set (SB3 at its own best settings, e.g. hidden=128,128 batch_size=256 utd=1)")
     p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (each with cores/jobs torch threads)")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="also draw the table: deterministic success (mean return without one) against env steps, "
+                        "each trainer's mean and its seeds")
     p.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -338,8 +341,45 @@ def main() -> int:
         for peer in ("sb3", "tqc"):
             if "ours" in reached and peer in reached:
                 print(f"- ratio ours / {peer}: {reached['ours'] / reached[peer]:.2f} (budgets as fine as --steps)")
+    if args.plot is not None:
+        title = f"{args.env}{(' on ' + args.urdf) if args.urdf else ''}, {' '.join(args.set) or 'defaults'}"
+        plot_results(results, has_success, title, args.plot)
+        print(f"plot written to {args.plot}")
     print(f"\nruns kept in {workdir}")
     return 0
+
+
+def plot_results(results: dict[str, dict[int, list[dict]]], has_success: bool, title: str, path: Path) -> None:
+    """Draw each trainer's evaluations against env steps: the mean over seeds (thick, with markers) and each
+    seed (thin), at the budgets every seed reached (a peer stopped early ends where it stopped)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "success_rate" if has_success else "mean_return"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for trainer, by_budget in results.items():
+        seeds = max(len(rs) for rs in by_budget.values())
+        steps = [b for b in sorted(by_budget) if seeds and len(by_budget[b]) == seeds]  # budgets every seed reached
+        if not steps:
+            continue
+        per_seed = np.array([[r[key] for r in by_budget[b]] for b in steps])
+        name = "ours" if trainer == "ours" else PEERS[trainer]
+        (line,) = ax.plot(steps, per_seed.mean(axis=1), marker="o", linewidth=2, label=f"{name} ({per_seed.shape[1]} seeds)")
+        if per_seed.shape[1] > 1:
+            ax.plot(steps, per_seed, color=line.get_color(), linewidth=0.8, alpha=0.5)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("deterministic success rate" if has_success else "mean return")
+    if has_success:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -267,14 +267,18 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
     assert 130 <= step < 130 + 50 and step in {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "learn").rglob("ckpt_step_*.pth")}
 
 
-def test_learn_on_an_env_without_success_prints_no_success_column(tmp_path):
+def test_learn_on_an_env_without_success_prints_no_success_column_and_plots_the_return(tmp_path):
     learn = subprocess.run(
         [sys.executable, "-m", "bench.learn", "--env", "Pendulum-v1", "--steps", "300", "400", "--seeds", "0",
-         "--eval-episodes", "1", "--set", "hidden=16,16", "batch_size=16", "learning_starts=100"],
+         "--eval-episodes", "1", "--set", "hidden=16,16", "batch_size=16", "learning_starts=100", "--plot", "out/learn.png"],
         cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert learn.returncode == 0, learn.stderr[-2000:]
     assert "nan" not in learn.stdout and "success" not in learn.stdout
     assert "| ours | 300 | 400 |" in learn.stdout  # Pendulum's 200-step episodes: 300 is checkpointed at 400
+    import matplotlib.image
+
+    picture = matplotlib.image.imread(tmp_path / "out" / "learn.png")  # --plot: the table drawn (mean return here)
+    assert picture.ndim == 3 and picture.shape[0] > 200 and picture[..., :3].std() > 0.01
 
 
 def test_learn_runs_sb3_and_tqc_as_peers_and_reports_a_peer_stopped_by_its_time_limit(tmp_path):
