@@ -13,7 +13,8 @@ is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-
 trainers) and a markdown table is printed, with the training wall time to reach each budget (process
 start-up and evaluation excluded) and the first budget where the mean success reaches 90%. Ours runs with
 ``--resume``: the same command with the same ``--workdir`` continues the runs a stop cut short (long budgets
-over several sittings) and evaluates the finished ones again.
+over several sittings) and evaluates the finished ones again; ``--no-train`` evaluates the runs in ``--workdir``
+as far as they got, training nothing (a run still training elsewhere, a stop before the last budget).
 
     python -m bench.learn                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
     python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2
@@ -191,6 +192,9 @@ def main() -> int:
                    help="settings for SB3 only, over --set (SB3 at its own best settings, e.g. hidden=128,128 batch_size=256 utd=1)")
     p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (each with cores/jobs torch threads)")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: evaluate the runs in --workdir as far as they got (while they train elsewhere, "
+                        "or after a stop); budgets a run has not reached are left out")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="also draw the table: deterministic success (mean return without one) against env steps, "
                         "each trainer's mean and its seeds")
@@ -214,6 +218,8 @@ def main() -> int:
         sys.exit(f"error: {e}")
     every = reduce(math.gcd, args.steps)
     budgets = sorted(set(args.steps))
+    if args.no_train and (args.workdir is None or not args.workdir.is_dir()):
+        sys.exit(f"error: --no-train evaluates the runs in --workdir; {args.workdir or 'none'} is no folder")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
     flags, values = parse_set(args.set)
@@ -225,7 +231,7 @@ def main() -> int:
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env_vars = child_env(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    jobs = [(t, s) for s in args.seeds for t in trainers]
+    jobs = [] if args.no_train else [(t, s) for s in args.seeds for t in trainers]
     procs: dict[tuple[str, int], subprocess.Popen] = {}
     while jobs or procs:
         while jobs and len(procs) < args.jobs:
@@ -259,11 +265,15 @@ def main() -> int:
     for seed in args.seeds:
         for trainer in trainers:
             if trainer == "ours":
-                run = next((workdir / f"ckpt_s{seed}").glob("sac_*"))
+                run = next((workdir / f"ckpt_s{seed}").glob("sac_*"), None)
+                if run is None:
+                    sys.exit(f"error: no run of ours for seed {seed} in {workdir}")
                 rows = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(next((workdir / f"runs_s{seed}").glob("sac_*")) / "training.csv")}
                 saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
             else:
                 algo = peer_class(trainer)
+                if not (workdir / f"{trainer}_s{seed}" / "times.json").is_file():
+                    sys.exit(f"error: no {trainer} run for seed {seed} in {workdir}")
                 times = json.loads((workdir / f"{trainer}_s{seed}" / "times.json").read_text())
                 rows = {int(k): v for k, v in times["budgets"].items()}
                 if times["reached"] < budgets[-1]:
@@ -276,6 +286,9 @@ def main() -> int:
             for b in budgets:
                 if trainer != "ours" and b not in rows:
                     continue  # not reached within --peer-time-limit
+                if trainer == "ours" and (not saved or saved[-1] < b):
+                    print(f"ours seed {seed} @ {b} steps: not reached (checkpoints to {saved[-1] if saved else 0:,})", flush=True)
+                    continue  # --no-train: the run has not got this far
                 env = make_env(args.env, **env_kwargs)
                 step = b
                 if trainer == "ours":
@@ -292,7 +305,7 @@ def main() -> int:
                         policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
-                r["wall_s"], r["step"] = rows[step], step
+                r["wall_s"], r["step"], r["seed"] = rows[step], step, seed
                 results[trainer][b].append(r)
                 success = f"success {r['success_rate']:.0%}, " if np.isfinite(r["success_rate"]) else ""
                 at = f" (checkpoint at {step})" if step != b else ""
@@ -301,7 +314,8 @@ def main() -> int:
 
     sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
     print(f"\n{args.env}{(' on ' + args.urdf) if args.urdf else ''}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
-          f"eval episodes per seed; {args.jobs} trainings in parallel, {threads} torch thread(s) each")
+          f"eval episodes per seed; "
+          + ("evaluated as far as the runs got (--no-train)" if args.no_train else f"{args.jobs} trainings in parallel, {threads} torch thread(s) each"))
     has_success = all(np.isfinite(r["success_rate"]) for t in trainers for b in budgets for r in results[t][b])
     has_distance = all(np.isfinite(r["mean_final_distance"]) for t in trainers for b in budgets for r in results[t][b])
     off_budget = any(r["step"] != b for t in trainers for b in budgets for r in results[t][b])
@@ -317,14 +331,20 @@ def main() -> int:
             if not rs:
                 continue  # a peer stopped before this budget
             cells = [name, f"{b:,}"]
+            by_seed = {r["seed"]: r for r in rs}
+            seeds = [s for s in args.seeds if s in by_seed or t == "ours"]  # a seed of ours not there yet shows "-"
+            short = f" ({len(rs)} of {len(seeds)} seeds)" if len(rs) < len(seeds) else ""
+
+            def per_seed(fmt, key, by_seed=by_seed, seeds=seeds):
+                return " / ".join(fmt(by_seed[s][key]) if s in by_seed else "-" for s in seeds)
+
             if off_budget:
-                cells.append(" / ".join(f"{r['step']:,}" for r in rs))
+                cells.append(per_seed(lambda x: f"{x:,}", "step"))
             if has_success:
-                sr = [r["success_rate"] for r in rs]
-                cells += [f"{np.mean(sr):.0%}", " / ".join(f"{x:.0%}" for x in sr)]
+                cells += [f"{np.mean([r['success_rate'] for r in rs]):.0%}{short}", per_seed(lambda x: f"{x:.0%}", "success_rate")]
             if has_distance:
                 cells.append(f"{np.mean([r['mean_final_distance'] for r in rs]):.3f}")
-            cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}", " / ".join(f"{r['mean_return']:.0f}" for r in rs),
+            cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}{short}", per_seed(lambda x: f"{x:.0f}", "mean_return"),
                       f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
             print("| " + " | ".join(cells) + " |")
     if has_success:
@@ -351,25 +371,29 @@ def main() -> int:
 
 def plot_results(results: dict[str, dict[int, list[dict]]], has_success: bool, title: str, path: Path) -> None:
     """Draw each trainer's evaluations against env steps: the mean over seeds (thick, with markers) and each
-    seed (thin), at the budgets every seed reached (a peer stopped early ends where it stopped)."""
+    seed (thin) as far as it got; the mean at the budgets every seed reached."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     key = "success_rate" if has_success else "mean_return"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for trainer, by_budget in results.items():
-        seeds = max(len(rs) for rs in by_budget.values())
-        steps = [b for b in sorted(by_budget) if seeds and len(by_budget[b]) == seeds]  # budgets every seed reached
-        if not steps:
+        seeds = sorted({r["seed"] for rs in by_budget.values() for r in rs})
+        steps = [b for b in sorted(by_budget) if seeds and len(by_budget[b]) == len(seeds)]  # budgets every seed reached
+        if not seeds:
             continue
-        per_seed = np.array([[r[key] for r in by_budget[b]] for b in steps])
         name = "ours" if trainer == "ours" else PEERS[trainer]
-        (line,) = ax.plot(steps, per_seed.mean(axis=1), marker="o", linewidth=2, label=f"{name} ({per_seed.shape[1]} seeds)")
-        if per_seed.shape[1] > 1:
-            ax.plot(steps, per_seed, color=line.get_color(), linewidth=0.8, alpha=0.5)
+        mean = [np.mean([r[key] for r in by_budget[b]]) for b in steps]
+        (line,) = ax.plot(steps, mean, marker="o", linewidth=2, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        if len(seeds) > 1:
+            for seed in seeds:
+                points = [(b, r[key]) for b in sorted(by_budget) for r in by_budget[b] if r["seed"] == seed]
+                ax.plot(*zip(*points, strict=True), color=line.get_color(), linewidth=0.8, alpha=0.5)
     ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"))
     ax.set_ylabel("deterministic success rate" if has_success else "mean return")
     if has_success:
         ax.set_ylim(-0.02, 1.02)

@@ -266,6 +266,18 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
     step = int(row.split("|")[3].strip().replace(",", ""))
     assert 130 <= step < 130 + 50 and step in {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "learn").rglob("ckpt_step_*.pth")}
 
+    # --no-train: the same runs evaluated as far as they got; a budget past them is said and left out.
+    trained_log = (tmp_path / "learn" / "train_ours_s0.log").stat().st_mtime_ns
+    again = call("-m", "bench.learn", "--env", ENV_ID, "--steps", "130", "260", "5000", "--seeds", "0", "--eval-episodes", "2",
+                 "--workdir", str(tmp_path / "learn"), "--no-train", "--plot", str(tmp_path / "learn.png"))
+    assert again.returncode == 0, again.stderr[-2000:] + again.stdout[-2000:]
+    assert "ours seed 0 @ 5000 steps: not reached" in again.stdout and "| ours | 5,000 |" not in again.stdout
+    assert next(ln for ln in again.stdout.splitlines() if ln.startswith("| ours | 130 |")) == row
+    assert (tmp_path / "learn.png").stat().st_size > 0
+    assert (tmp_path / "learn" / "train_ours_s0.log").stat().st_mtime_ns == trained_log  # nothing trained
+    missing = call("-m", "bench.learn", "--env", ENV_ID, "--workdir", str(tmp_path / "nothing"), "--no-train")
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("error: --no-train evaluates")
+
 
 def test_learn_on_an_env_without_success_prints_no_success_column_and_plots_the_return(tmp_path):
     learn = subprocess.run(
