@@ -13,7 +13,7 @@ is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-
 trainers) and a markdown table is printed, with the training wall time to reach each budget (process
 start-up and evaluation excluded) and the first budget where the mean success reaches 90%. Ours runs with
 ``--resume``: the same command with the same ``--workdir`` continues the runs a stop cut short (long budgets
-over several sittings) and evaluates the finished ones again; ``--no-train`` evaluates the runs in ``--workdir``
+over several invocations) and evaluates the finished ones again; ``--no-train`` evaluates the runs in ``--workdir``
 as far as they got, training nothing (a run still training elsewhere, a stop before the last budget).
 
     python -m bench.learn                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
