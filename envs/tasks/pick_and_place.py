@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.robot import GRIPPER_BASE_LINK, GRIPPER_CLOSED, GRIPPER_OPEN
-from envs.tasks.push import ACTION_SCALE, CUBE_HALF, REGION_HIGH, REGION_LOW, SUBSTEPS, SUCCESS_DISTANCE, Robot6PushEnv, cube_goal_space
+from envs.tasks.push import ACTION_SCALE, CUBE_HALF, REGION_HIGH, REGION_LOW, SUCCESS_DISTANCE, Robot6PushEnv, cube_goal_space
 from envs.tasks.push import OBS_DIM as PUSH_OBS_DIM
 
 # Grasping: more solver iterations than pushing, high friction on the finger pads and the cube, and a firm
@@ -45,6 +45,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
     """
 
     CAMERA = {"target": [0.42, 0.0, 0.10], "distance": 0.6, "yaw": 50, "pitch": -20}
+    TIP_BOUNDS = (TIP_LOW, TIP_HIGH)
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
         super().__init__(render_mode, dense, width, height)
@@ -86,20 +87,11 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
             if np.linalg.norm(goal - np.array([*cube, CUBE_HALF])) > SUCCESS_DISTANCE:
                 return goal
 
-    def step(self, action):
-        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(4)), -1.0, 1.0)
-        tip = np.clip(self._obs["observation"][:3] + ACTION_SCALE * a[:3], TIP_LOW, TIP_HIGH)
-        robot = self.robot
+    def _act(self, a: np.ndarray) -> None:
+        """Push's fingertip move, and the gripper set by ``a[3]``."""
         self._finger = float((a[3] + 1.0) / 2.0 * GRIPPER_CLOSED)
-        robot.drive(robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(tip)))
-        robot.set_gripper(self._finger)
-        for _ in range(SUBSTEPS):
-            robot.step_simulation()
-        obs, distance = self._observe()
-        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], {}))
-        if self.render_mode == "human":
-            self.render()
-        return obs, reward, False, False, self._info(distance)
+        super()._act(a)
+        self.robot.set_gripper(self._finger)
 
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_pick``): what ``--demos`` plays."""

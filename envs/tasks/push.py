@@ -77,6 +77,7 @@ class Robot6PushEnv(ArmTaskEnv):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
     CAMERA = {"target": [0.45, 0.0, 0.05], "distance": 0.9, "yaw": 60, "pitch": -35}
+    TIP_BOUNDS = (TIP_LOW, TIP_HIGH)
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
         self._set_render_mode(render_mode, width, height)
@@ -157,18 +158,21 @@ class Robot6PushEnv(ArmTaskEnv):
         return {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
 
     def step(self, action):
-        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(3)), -1.0, 1.0)
-        tip = np.clip(self._obs["observation"][:3] + ACTION_SCALE * a, TIP_LOW, TIP_HIGH)
-        robot = self.robot
-        robot.drive(robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(tip)))
+        self._act(np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)), -1.0, 1.0))
         for _ in range(SUBSTEPS):
-            robot.step_simulation()
+            self.robot.step_simulation()
         obs, distance = self._observe()
         reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], {}))
         if self.render_mode == "human":
             self.render()
         # terminated is always False: the cube may be pushed off the goal again; TimeLimit owns truncation.
         return obs, reward, False, False, self._info(distance)
+
+    def _act(self, a: np.ndarray) -> None:
+        """Set the motors' targets for the clipped action ``a``: the fingertips moved by ``a[:3]``."""
+        low, high = self.TIP_BOUNDS
+        tip = np.clip(self._obs["observation"][:3] + ACTION_SCALE * a[:3], low, high)
+        self.robot.drive(self.robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(tip)))
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
         """Reward for cube positions and goals, (..., 3) -> (...): ``-(distance > 0.05)``, or ``-distance``
