@@ -3,16 +3,21 @@
 import json
 import os
 import pickle
+import pickletools
 import random
+import shutil
 import threading
+import zipfile
 
 import pytest
 import torch
+from conftest import ROOT, run_cli
 
 from sac import checkpoint as ckpt
 from sac.agent import SAC
 from sac.errors import CheckpointError
 from sac.fileio import BackgroundWriter, atomic_write_bytes
+from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 
 SIGNATURE = {"env_id": "Robot6Reach-v0", "obs_dim": 18, "act_dim": 6, "action_low": [-1.0] * 6, "action_high": [1.0] * 6}
 
@@ -199,3 +204,49 @@ def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
         assert draws() == expected
     finally:
         env.close()
+
+
+OLD_RUN = ROOT / "tests" / "data" / "checkpoint_v1"  # written by the code of commit c8af132 (format version 1)
+
+
+def pickled_globals(data: bytes) -> set[str]:
+    """Every ``module name`` a pickle asks the unpickler to import (GLOBAL and STACK_GLOBAL opcodes)."""
+    found, strings = set(), []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(arg)
+        elif op.name == "GLOBAL":
+            found.add(arg)
+        elif op.name == "STACK_GLOBAL":
+            found.add(" ".join(strings[-2:]))
+    return found
+
+
+def test_a_checkpoint_names_no_module_of_the_project():
+    """The format holds tensors and plain data only: the pickles inside the files import nothing but torch's
+    tensor rebuilding and ``collections.OrderedDict``, so moving or renaming the project's modules cannot
+    break loading."""
+    files = sorted(OLD_RUN.glob("checkpoints/*/*.pth")) + sorted(OLD_RUN.glob("checkpoints/*/replay/*.pt"))
+    assert len(files) == 4
+    for path in files:
+        with zipfile.ZipFile(path) as archive:
+            (pkl,) = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            names = pickled_globals(archive.read(pkl))
+        modules = {name.split()[0] for name in names}
+        assert "torch._utils" in modules and modules <= {"torch", "torch._utils", "collections"}, (path.name, names)
+
+
+def test_a_run_of_the_earlier_code_resumes_as_it_did_then(tmp_path):
+    """A run written by an earlier version of the code (2 episodes of Robot6Reach-v0, with evaluations) resumed
+    to 4 episodes gives the rows that version gave (wall-clock columns aside)."""
+    shutil.copytree(OLD_RUN, tmp_path, dirs_exist_ok=True)
+    result = run_cli("--resume", "--episodes", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[RESUME] Loaded" in result.stdout and "100 transitions restored" in result.stdout
+    (log_dir,) = (tmp_path / "runs").iterdir()
+    for name in ("training.csv", "eval.csv"):
+        got, want = read_csv_rows(log_dir / name), read_csv_rows(OLD_RUN / "expected" / name)
+        assert len(got) == len(want) == 4
+        drop = set(WALL_CLOCK_COLUMNS)
+        assert [{k: v for k, v in r.items() if k not in drop} for r in got] == \
+               [{k: v for k, v in r.items() if k not in drop} for r in want], name
