@@ -1,82 +1,15 @@
 #!/usr/bin/env python
-"""Train SAC on Robot6Reach-v0 (or any Box gymnasium env), resumable at any moment.
+"""Train SAC from a checkout of Robot6 SAC, without installing it: the same command as ``robot6-train``
+(``robot6.train``), with the same flags, files and exit codes.
 
     python Train_Robot6.py                      # a complete run with the default settings
     python Train_Robot6.py --resume             # continue the newest run where it stopped
-    python Train_Robot6.py --resume --resume-ckpt checkpoints/RUN/best.pth
-
-Every flag is a field of ``sac.config.Config``; its help text lives there. This file only parses the command
-line, calls ``sac.training.train`` and turns a user mistake into a one-line message with exit code 2. Exit
-codes: 0 when the run is complete (or was already), 2 for a user mistake, 128 + N when signal N (SIGINT 130,
-SIGTERM 143) stopped the run before its end, after its save.
+    python Train_Robot6.py --help
 """
 
-from __future__ import annotations
-
-import argparse
-import dataclasses
 import sys
 
-from sac.config import Config, flag_of, value_text
-from sac.errors import Robot6Error
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per ``Config`` field. Defaults are suppressed so that ``parse_args`` tells which were given."""
-    parser = argparse.ArgumentParser(
-        prog="Train_Robot6.py",
-        description="Train Soft Actor-Critic on a 6-DOF robot arm (PyBullet). Checkpoints every episode; "
-        "--resume continues exactly where a run stopped. A new run's learning settings come from its env's "
-        "preset (presets.toml: a table per env, [default] for any other), flags given here win. On resume, "
-        "settings come from the checkpoint unless given again here (flags given now win, and each change is "
-        "reported).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS,
-    )
-    defaults = Config()
-    from sac.presets import PRESET_FIELDS, preset_for  # light: tomllib
-
-    _, reach = preset_for(defaults.env_id)
-    for f in dataclasses.fields(Config):
-        default = getattr(defaults, f.name)
-        help_text = f.metadata["help"]
-        if f.name in PRESET_FIELDS:  # the default comes from the env's preset
-            help_text += f" (default: the env's preset in presets.toml; {defaults.env_id}: {value_text(reach.get(f.name, default))})"
-            default = None
-        flag = flag_of(f.name)
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
-        elif f.type == "bool | None":  # None: decided by the env (--her) or the device (--compile)
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
-        elif f.name == "hidden":
-            parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=help_text)
-        elif f.name == "workspace":
-            parser.add_argument(flag, dest=f.name, type=float, nargs=6, metavar="X", help=help_text)
-        else:
-            base = str(f.type).split("|")[0].strip()  # "int | None" -> "int"
-            kind = {"int": int, "float": float}.get(base, str)
-            metavar = f.metadata.get("metavar") or (
-                "PATH" if f.name.endswith(("_dir", "_ckpt")) else {"int": "N", "float": "X"}.get(base, "STR")
-            )
-            suffix = "" if default is None else f" (default: {default})"
-            parser.add_argument(flag, dest=f.name, type=kind, metavar=metavar, help=help_text + suffix)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    from sac.training import train  # heavy imports (torch, pybullet) after --help
-
-    try:
-        result = train(Config(**args), given=set(args))
-    except Robot6Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl+C before training started (once it runs, the trainer handles signals)
-        print("interrupted", file=sys.stderr)
-        return 130
-    return result.exit_code  # 0 once the run is complete; 130/143 when SIGINT/SIGTERM stopped it before
-
+from robot6.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,20 +1,17 @@
 """Learning benchmark: does SAC learn, how fast, and how does it compare with Stable-Baselines3?
 
-For each seed, ours runs the real CLI (``Train_Robot6.py``) for ``--total-steps`` of the largest budget, with
-``--save-every-steps`` checkpoints, at its env's preset and ``--set`` (evaluation during training off unless set): the first episode end at or past each budget is that budget's checkpoint
-(exactly the budget when episodes have a fixed length that divides it; its step count is in the table when
-not, e.g. for envs that end an episode on success); SB3's SAC (``--trainer sb3``,
-``pip install -r requirements-bench.txt``) trains with the same network, batch, buffer, learning rate,
-gamma, initial entropy coefficient, learning_starts, update-to-data ratio and hindsight relabelling (SB3's
-``HerReplayBuffer``, "future" strategy, the same number of goals, on a Dict view of the env; on for goal envs
-unless ``--set her=false``, as ours), saving its model at every budget (SB3's SAC has no policy delay: it
-updates its actor at every gradient step whatever ``policy_delay`` says). Each budget's deterministic policy
-is evaluated on ``--eval-episodes`` fresh episodes (50 new goals on Robot6Reach-v0, the same for both
-trainers) and a markdown table is printed, with the training wall time to reach each budget (process
+For each seed, ours runs the real training command (``Train_Robot6.py``) for ``--total-steps`` of the largest
+budget, with ``--save-every-steps`` checkpoints, at its env's preset and ``--set`` (evaluation during training
+off unless set): the first episode end at or past each budget is that budget's checkpoint (exactly the budget
+when episodes have a fixed length that divides it; its step count is in the table when not, e.g. for envs that
+end an episode on success). The peers (``--trainer sb3``/``tqc``, ``pip install -r requirements-bench.txt``)
+train through ``bench.peers`` with the same settings (``bench.peers`` says which), saving their model at every
+budget. Each budget's deterministic policy is evaluated on ``--eval-episodes`` fresh episodes (the same goals
+for every trainer) and a markdown table is printed, with the training wall time to reach each budget (process
 start-up and evaluation excluded) and the first budget where the mean success reaches 90%. Ours runs with
 ``--resume``: the same command with the same ``--workdir`` continues the runs a stop cut short (long budgets
-over several invocations) and evaluates the finished ones again; ``--no-train`` evaluates the runs in ``--workdir``
-as far as they got, training nothing (a run still training elsewhere, a stop before the last budget).
+over several invocations) and evaluates the finished ones again; ``--no-train`` evaluates the runs in
+``--workdir`` as far as they got, training nothing (a run still training elsewhere, a stop before the last budget).
 
     python -m bench.learn                                  # ours, Robot6Reach-v0, 10k/20k/50k steps, seeds 0 1 2
     python -m bench.learn --trainer both --steps 5000 10000 20000 --jobs 2
@@ -27,169 +24,50 @@ as far as they got, training nothing (a run still training elsewhere, a stop bef
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
-import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from bench import ROOT, child_env
-from envs.factory import make_env
-from envs.goals import GoalSpec, goal_spec
-from sac.config import Config, flag_of
-from sac.errors import Robot6Error
-from sac.evaluate import evaluate, load_policy
-from sac.logger import read_csv_rows
-from sac.presets import apply_preset
+from bench import TRAIN, child_env, parse_settings, settings_flags
+from bench.peers import OURS_ONLY, PEERS, TQC_SETTINGS, load_peer_policy
+from robot6.envs.factory import make_env
+from robot6.errors import Robot6Error
+from robot6.run.config import Config, flag_of
+from robot6.run.logger import read_csv_rows
+from robot6.run.presets import apply_preset
+from robot6.run.rollouts import evaluate, load_policy
 
 SUCCESS_TARGET = 0.9
+Results = dict[str, dict[int, list[dict[str, Any]]]]  # trainer -> budget -> one evaluation summary per seed
 
 
-def parse_set(items: list[str]) -> tuple[list[str], dict]:
-    """``key=value`` items -> (Train_Robot6.py flags, Config overrides typed like the Config fields)."""
-    types = {f.name: str(f.type).split("|")[0].strip() for f in dataclasses.fields(Config)}
-    flags, values = [], {}
-    for kv in items:
-        key, _, value = kv.partition("=")
-        key = key.replace("-", "_")
-        if key not in types:
-            sys.exit(f"error: --set {kv}: {key} is not a setting (see python Train_Robot6.py --help)")
-        flag = "--" + key.replace("_", "-")
-        kind = types[key]
-        if kind == "bool":
-            values[key] = value.lower() in ("", "true", "1")
-            flags += [flag] if values[key] else []
-        elif kind == "list[int]":
-            values[key] = [int(x) for x in value.split(",")]
-            flags += [flag, *value.split(",")]
-        else:
-            values[key] = {"int": int, "float": float}.get(kind, str)(value)
-            flags += [flag, value]
-    return flags, values
-
-
-class GoalDictObservation(gym.ObservationWrapper):
-    """A flat goal env (Robot6Reach-v0) seen as a gymnasium-robotics Dict env, for SB3's HerReplayBuffer:
-    ``observation`` is the flat observation without the desired goal (so relabelling replaces the goal
-    everywhere the policy sees it), ``achieved_goal``/``desired_goal`` are the goal slices."""
-
-    def __init__(self, env: gym.Env, spec: GoalSpec):
-        super().__init__(env)
-        self.goal_spec = spec
-        box = env.observation_space
-        self._keep = np.ones(box.shape[0], dtype=bool)
-        self._keep[spec.desired] = False
-
-        def part(index) -> gym.spaces.Box:
-            return gym.spaces.Box(box.low[index], box.high[index], dtype=box.dtype)
-
-        self.observation_space = gym.spaces.Dict(
-            {"observation": part(self._keep), "achieved_goal": part(spec.achieved), "desired_goal": part(spec.desired)}
-        )
-
-    def observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        return {"observation": obs[self._keep], "achieved_goal": obs[self.goal_spec.achieved], "desired_goal": obs[self.goal_spec.desired]}
-
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info) -> np.ndarray:
-        return self.goal_spec.compute_reward(achieved_goal, desired_goal, info)
-
-
-# sb3-contrib's TQC at rl-zoo3's settings for panda-gym (hyperparams/tqc.yml, PandaPush/PandaPickAndPlace).
-TQC_SETTINGS = {"hidden": [512, 512, 512], "batch_size": 2048, "gamma": 0.95, "lr": 1e-3, "tau": 0.05, "her_k": 4, "utd": 1}
-PEERS = {"sb3": "SB3 SAC 2.9.2", "tqc": "sb3-contrib TQC 2.9.2"}
-
-
-def peer_class(algo: str):
-    if algo == "tqc":
-        from sb3_contrib import TQC
-
-        return TQC
-    from stable_baselines3 import SAC
-
-    return SAC
-
-
-def sb3_worker(args: argparse.Namespace) -> None:
-    """Train SB3's SAC (or sb3-contrib's TQC) towards the largest budget, saving the model and the training time
-    at every budget; with ``--peer-time-limit``, stop when the training time passes it (what was reached and
-    the steps/s go into times.json)."""
-    import torch
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    torch.set_num_threads(args.threads)
-    cfg = Config(**json.loads(args.config_json))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    budgets = sorted(args.steps)
-    times: dict[int, float] = {}
-    progress: dict[str, float] = {"reached": 0, "elapsed_s": 0.0, "learning_from": 0.0, "learning_starts": cfg.learning_starts}
-
-    class Milestones(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.paused = 0.0
-
-        def _on_training_start(self) -> None:
-            self.t0 = time.perf_counter()
-
-        def _on_step(self) -> bool:
-            elapsed = time.perf_counter() - self.t0 - self.paused
-            if self.num_timesteps in budgets:
-                times[self.num_timesteps] = elapsed
-                t = time.perf_counter()
-                self.model.save(out / f"model_{self.num_timesteps}.zip")
-                self.paused += time.perf_counter() - t
-            progress.update(reached=self.num_timesteps, elapsed_s=elapsed)
-            if self.num_timesteps == cfg.learning_starts:
-                progress.update(learning_from=elapsed)
-            return args.peer_time_limit is None or elapsed < args.peer_time_limit
-
-    env = make_env(cfg.env_id, **cfg.env_kwargs())
-    spec = goal_spec(env)
-    her = spec is not None and cfg.her is not False  # as ours: on for goal envs unless turned off
-    extra = {}
-    if her:
-        from stable_baselines3 import HerReplayBuffer
-
-        env = GoalDictObservation(env, spec)
-        extra = {"replay_buffer_class": HerReplayBuffer,
-                 "replay_buffer_kwargs": {"n_sampled_goal": cfg.her_k, "goal_selection_strategy": "future"}}
-    model = peer_class(args.algo)(
-        "MultiInputPolicy" if her else "MlpPolicy", env, learning_rate=cfg.lr, buffer_size=cfg.buffer_size,
-        learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma,
-        ent_coef=f"auto_{cfg.init_alpha}", train_freq=1, gradient_steps=cfg.utd,
-        policy_kwargs={"net_arch": list(cfg.hidden)}, seed=cfg.seed, device="cpu", verbose=0, **extra,
-    )
-    model.learn(total_timesteps=budgets[-1], callback=Milestones())
-    (out / "times.json").write_text(json.dumps({"budgets": times, **progress}))
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (module:EnvId for a third-party env)")
-    p.add_argument("--urdf", default=None, metavar="PATH", help="Robot6Reach-v0 on the arm of this URDF (as Train_Robot6.py --urdf)")
+    p.add_argument("--urdf", default=None, metavar="PATH", help="Robot6Reach-v0 on the arm of this URDF (as robot6-train --urdf)")
     p.add_argument("--ee-link", default=None, metavar="NAME", help="with --urdf: the end-effector link")
     p.add_argument("--trainer", nargs="+", choices=("ours", "sb3", "tqc", "both"), default=["ours"],
                    help="which trainers to run: ours, sb3 (SB3's SAC), tqc (sb3-contrib's TQC at rl-zoo3's panda-gym "
                         "settings), both (ours and sb3); default: ours")
-    p.add_argument("--tqc-set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for TQC over its rl-zoo3 ones")
-    p.add_argument("--peer-time-limit", type=float, default=None, metavar="SECONDS",
-                   help="stop SB3/TQC once their training time passes this; budgets not reached are not evaluated")
-    p.add_argument("--algo", choices=("sb3", "tqc"), default="sb3", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, nargs="+", default=[10_000, 20_000, 50_000], help="env-step budgets to evaluate")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per checkpoint")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for both trainers, e.g. lr=3e-4 gamma=0.99 her=true")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for every trainer, e.g. lr=3e-4 gamma=0.99 her=true")
     p.add_argument("--sb3-set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="settings for SB3 only, over --set (SB3 at its own best settings, e.g. hidden=128,128 batch_size=256 utd=1)")
+    p.add_argument("--tqc-set", nargs="*", default=[], metavar="KEY=VALUE", help="settings for TQC over its rl-zoo3 ones")
+    p.add_argument("--peer-time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop SB3/TQC once their training time passes this; budgets not reached are not evaluated")
     p.add_argument("--jobs", type=int, default=1, help="trainings in parallel (each with cores/jobs torch threads)")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
     p.add_argument("--no-train", action="store_true",
@@ -198,126 +76,180 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="also draw the table: deterministic success (mean return without one) against env steps, "
                         "each trainer's mean and its seeds")
-    p.add_argument("--sb3-worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.sb3_worker:
-        sb3_worker(args)
-        return 0
+    return p.parse_args(argv)
 
+
+@dataclass
+class Plan:
+    """What ``main`` trains and evaluates, from the command line, checked."""
+
+    args: argparse.Namespace
+    budgets: list[int]  # sorted, distinct
+    trainers: list[str]  # "ours", "sb3", "tqc"
+    workdir: Path
+    threads: int  # torch threads per training
+    arm: Config  # env_id and the arm options (urdf, ee_link)
+    ours_flags: list[str]  # --set as training flags (and --eval-every 0 unless set)
+    peer_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer -> its settings over its preset
+
+    @property
+    def every(self) -> int:
+        """The checkpoint period of ours: every budget is a multiple of it."""
+        return reduce(math.gcd, self.budgets)
+
+    def peer_config(self, trainer: str, seed: int) -> Config:
+        """The Config a peer trains ``seed`` with: the env's preset under its settings (ours-only ones dropped)."""
+        given = {k: v for k, v in self.peer_settings[trainer].items() if k not in OURS_ONLY}
+        config = Config(env_id=self.arm.env_id, seed=seed, **self.arm.env_kwargs(), **given)
+        return apply_preset(config, set(given) | {"env_id", "seed"})[0]
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """``args`` checked and resolved; ``Robot6Error`` for a bad value."""
     if min(args.steps) <= 0 or args.eval_episodes <= 0 or args.jobs <= 0:
-        sys.exit("error: --steps, --eval-episodes and --jobs must be positive")
+        raise Robot6Error("--steps, --eval-episodes and --jobs must be positive")
     arm = Config(env_id=args.env, urdf=args.urdf, ee_link=args.ee_link)
-    env_kwargs, arm_flags = arm.env_kwargs(), [x for k, v in arm.env_kwargs().items() for x in (flag_of(k), v)]
-    try:
-        arm.validate()
-        make_env(args.env, **env_kwargs).close()
-    except Robot6Error as e:
-        sys.exit(f"error: {e}")
-    every = reduce(math.gcd, args.steps)
-    budgets = sorted(set(args.steps))
+    arm.validate()
+    make_env(args.env, **arm.env_kwargs()).close()
     if args.no_train and (args.workdir is None or not args.workdir.is_dir()):
-        sys.exit(f"error: --no-train evaluates the runs in --workdir; {args.workdir or 'none'} is no folder")
+        raise Robot6Error(f"--no-train evaluates the runs in --workdir; {args.workdir or 'none'} is no folder")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learn_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    flags, values = parse_set(args.set)
+    values = parse_settings(args.set)
+    flags = settings_flags(values)
     if "eval_every" not in values:  # the budgets' checkpoints are evaluated here; evaluating in training would cost time
         flags += ["--eval-every", "0"]
-    sb3_values = {**values, **parse_set(args.sb3_set)[1]}
     trainers = list(dict.fromkeys(t for name in args.trainer for t in (("ours", "sb3") if name == "both" else (name,))))
-    tqc_values = {**values, **TQC_SETTINGS, **parse_set(args.tqc_set)[1]}
+    return Plan(
+        args=args, budgets=sorted(set(args.steps)), trainers=trainers, workdir=workdir,
+        threads=max(1, (os.cpu_count() or 1) // args.jobs), arm=arm,
+        ours_flags=[*(x for k, v in arm.env_kwargs().items() for x in (flag_of(k), str(v))), *flags],
+        peer_settings={"sb3": {**values, **parse_settings(args.sb3_set, "--sb3-set")},
+                       "tqc": {**values, **TQC_SETTINGS, **parse_settings(args.tqc_set, "--tqc-set")}},
+    )
 
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    env_vars = child_env(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    jobs = [] if args.no_train else [(t, s) for s in args.seeds for t in trainers]
-    procs: dict[tuple[str, int], subprocess.Popen] = {}
-    while jobs or procs:
-        while jobs and len(procs) < args.jobs:
-            trainer, seed = jobs.pop(0)
-            if trainer == "ours":
-                # --resume: the same command with the same --workdir continues runs a stop cut short (and leaves
-                # finished ones as they are).
-                cmd = [sys.executable, str(ROOT / "Train_Robot6.py"), "--resume", "--env", args.env, "--seed", str(seed),
-                       "--total-steps", str(budgets[-1]), "--save-every-steps", str(every), "--ckpt-every", str(10**9),
-                       "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"), "--log-dir", str(workdir / f"runs_s{seed}"), *arm_flags, *flags]
-            else:
-                peer_values = sb3_values if trainer == "sb3" else tqc_values
-                given = {k: v for k, v in peer_values.items() if k not in ("updates_every", "compile", "policy_delay")}
-                cfg, _ = apply_preset(Config(env_id=args.env, seed=seed, **env_kwargs, **given), set(given) | {"env_id", "seed"})
-                cmd = [sys.executable, "-m", "bench.learn", "--sb3-worker", "--algo", trainer, "--config-json",
-                       json.dumps(cfg.to_dict()), "--threads", str(threads), "--out", str(workdir / f"{trainer}_s{seed}"),
-                       "--steps", *map(str, budgets)]
-                if args.peer_time_limit is not None:
-                    cmd += ["--peer-time-limit", str(args.peer_time_limit)]
-            print("$", " ".join(cmd), flush=True)
-            log = open(workdir / f"train_{trainer}_s{seed}.log", "w")
-            procs[(trainer, seed)] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars)
-        time.sleep(1.0)
-        for key, proc in list(procs.items()):
-            if proc.poll() is not None:
-                if proc.returncode != 0:
-                    sys.exit(f"error: training {key} failed; see {workdir / f'train_{key[0]}_s{key[1]}.log'}")
-                del procs[key]
 
-    results: dict[str, dict[int, list[dict]]] = {t: {b: [] for b in budgets} for t in trainers}
+def training_command(plan: Plan, trainer: str, seed: int) -> list[str]:
+    """The command that trains ``trainer`` on ``seed`` into ``plan.workdir``."""
+    workdir, last = plan.workdir, plan.budgets[-1]
+    if trainer == "ours":
+        # --resume: the same command with the same --workdir continues runs a stop cut short (and leaves finished
+        # ones as they are).
+        return [sys.executable, str(TRAIN), "--resume", "--env", plan.arm.env_id, "--seed", str(seed), "--total-steps", str(last),
+                "--save-every-steps", str(plan.every), "--ckpt-every", str(10**9), "--checkpoint-dir", str(workdir / f"ckpt_s{seed}"),
+                "--log-dir", str(workdir / f"runs_s{seed}"), *plan.ours_flags]
+    command = [sys.executable, "-m", "bench.peers", "--algo", trainer, "--config-json", json.dumps(plan.peer_config(trainer, seed).to_dict()),
+               "--threads", str(plan.threads), "--out", str(workdir / f"{trainer}_s{seed}"), "--steps", *map(str, plan.budgets)]
+    if plan.args.peer_time_limit is not None:
+        command += ["--time-limit", str(plan.args.peer_time_limit)]
+    return command
+
+
+def train_all(plan: Plan) -> None:
+    """Every (trainer, seed) training, ``--jobs`` at a time, each logging to ``train_TRAINER_sSEED.log`` in the
+    workdir. A failed one stops the others (ours saves and can be resumed) and ends the benchmark."""
+    env = child_env(OMP_NUM_THREADS=str(plan.threads), MKL_NUM_THREADS=str(plan.threads))
+    running: set[subprocess.Popen] = set()
+
+    def train(trainer: str, seed: int) -> None:
+        command = training_command(plan, trainer, seed)
+        print("$", " ".join(command), flush=True)
+        log_path = plan.workdir / f"train_{trainer}_s{seed}.log"
+        with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) as proc:
+            running.add(proc)
+            code = proc.wait()
+            running.discard(proc)
+        if code != 0:
+            raise Robot6Error(f"training {trainer} seed {seed} failed (exit code {code}); see {log_path}")
+
+    jobs = [(t, s) for s in plan.args.seeds for t in plan.trainers]
+    with ThreadPoolExecutor(max_workers=plan.args.jobs) as pool:
+        futures = [pool.submit(train, *job) for job in jobs]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            for f in futures:
+                f.cancel()
+            for proc in list(running):
+                proc.terminate()
+            raise failed.exception()
+
+
+def ours_checkpoints(plan: Plan, seed: int) -> tuple[Path, dict[int, float]]:
+    """The run folder of ours for ``seed`` and the training wall time (s) at each of its saved step counts."""
+    run = next((plan.workdir / f"ckpt_s{seed}").glob("sac_*"), None)
+    logs = next((plan.workdir / f"runs_s{seed}").glob("sac_*"), None)
+    if run is None or logs is None:
+        raise Robot6Error(f"no run of ours for seed {seed} in {plan.workdir}")
+    elapsed = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(logs / "training.csv")}
+    saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
+    return run, {step: elapsed[step] for step in saved if step in elapsed}
+
+
+def peer_times(plan: Plan, trainer: str, seed: int) -> dict[int, float]:
+    """The training wall time (s) of a peer at each budget it reached; says where a time limit stopped it."""
+    path = plan.workdir / f"{trainer}_s{seed}" / "times.json"
+    if not path.is_file():
+        raise Robot6Error(f"no {trainer} run for seed {seed} in {plan.workdir}")
+    times = json.loads(path.read_text())
+    last = plan.budgets[-1]
+    if times["reached"] < last:
+        learning = times["elapsed_s"] - times["learning_from"]
+        rate = (times["reached"] - times["learning_starts"]) / max(learning, 1e-9)  # steps/s once learning
+        print(f"{trainer} seed {seed}: stopped at {times['reached']:,} steps after {times['elapsed_s']:.0f} s "
+              f"({rate:.1f} steps/s learning; {last:,} steps would take "
+              f"{(last - times['reached']) / max(rate, 1e-9) / 3600 + times['elapsed_s'] / 3600:.1f} h)", flush=True)
+    return {int(k): v for k, v in times["budgets"].items()}
+
+
+def evaluate_all(plan: Plan) -> Results:
+    """Each trainer's deterministic policy at each budget it reached, per seed, on the same fresh goals."""
+    args = plan.args
+    results: Results = {t: {b: [] for b in plan.budgets} for t in plan.trainers}
     for seed in args.seeds:
-        for trainer in trainers:
+        for trainer in plan.trainers:
             if trainer == "ours":
-                run = next((workdir / f"ckpt_s{seed}").glob("sac_*"), None)
-                if run is None:
-                    sys.exit(f"error: no run of ours for seed {seed} in {workdir}")
-                rows = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(next((workdir / f"runs_s{seed}").glob("sac_*")) / "training.csv")}
-                saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
+                run, times = ours_checkpoints(plan, seed)
             else:
-                algo = peer_class(trainer)
-                if not (workdir / f"{trainer}_s{seed}" / "times.json").is_file():
-                    sys.exit(f"error: no {trainer} run for seed {seed} in {workdir}")
-                times = json.loads((workdir / f"{trainer}_s{seed}" / "times.json").read_text())
-                rows = {int(k): v for k, v in times["budgets"].items()}
-                if times["reached"] < budgets[-1]:
-                    learning = times["elapsed_s"] - times["learning_from"]
-                    rate = (times["reached"] - times["learning_starts"]) / max(learning, 1e-9)  # steps/s once learning
-                    print(f"{trainer} seed {seed}: stopped at {times['reached']:,} steps after {times['elapsed_s']:.0f} s "
-                          f"({rate:.1f} steps/s learning; {budgets[-1]:,} steps would take "
-                          f"{(budgets[-1] - times['reached']) / max(rate, 1e-9) / 3600 + times['elapsed_s'] / 3600:.1f} h)",
-                          flush=True)
-            for b in budgets:
-                if trainer != "ours" and b not in rows:
-                    continue  # not reached within --peer-time-limit
-                if trainer == "ours" and (not saved or saved[-1] < b):
-                    print(f"ours seed {seed} @ {b} steps: not reached (checkpoints to {saved[-1] if saved else 0:,})", flush=True)
-                    continue  # --no-train: the run has not got this far
-                env = make_env(args.env, **env_kwargs)
-                step = b
+                times = peer_times(plan, trainer, seed)
+            for b in plan.budgets:
                 if trainer == "ours":
-                    step = next(x for x in saved if x >= b)  # the first episode end at or past the budget
+                    step = next((s for s in sorted(times) if s >= b), None)  # the first episode end at or past the budget
+                    if step is None:  # --no-train: the run has not got this far
+                        print(f"ours seed {seed} @ {b} steps: not reached (checkpoints to {max(times, default=0):,})", flush=True)
+                        continue
                     policy, _ = load_policy(run / f"ckpt_step_{step}.pth")
+                elif b in times:
+                    step = b
+                    policy = load_peer_policy(trainer, plan.workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", plan.peer_config(trainer, seed))
                 else:
-                    spec = goal_spec(env)
-                    if spec is not None and sb3_values.get("her") is not False:  # trained on the Dict view (HER)
-                        view = GoalDictObservation(make_env(args.env, **env_kwargs), spec)
-                        model = algo.load(workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", env=view, device="cpu")
-                        policy = lambda obs, m=model, v=view: m.predict(v.observation(obs), deterministic=True)[0]  # noqa: E731
-                    else:
-                        model = algo.load(workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", device="cpu")
-                        policy = lambda obs, m=model: m.predict(obs, deterministic=True)[0]  # noqa: E731
+                    continue  # not reached within --peer-time-limit
+                env = make_env(plan.arm.env_id, **plan.arm.env_kwargs())
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
-                r["wall_s"], r["step"], r["seed"] = rows[step], step, seed
+                r.update(wall_s=times[step], step=step, seed=seed)
                 results[trainer][b].append(r)
                 success = f"success {r['success_rate']:.0%}, " if np.isfinite(r["success_rate"]) else ""
                 at = f" (checkpoint at {step})" if step != b else ""
-                print(f"{trainer} seed {seed} @ {b} steps{at}: {success}return {r['mean_return']:.1f}, "
-                      f"{r['wall_s']:.0f} s", flush=True)
+                print(f"{trainer} seed {seed} @ {b} steps{at}: {success}return {r['mean_return']:.1f}, {r['wall_s']:.0f} s", flush=True)
+    return results
 
+
+def trainer_name(trainer: str) -> str:
+    return "ours" if trainer == "ours" else PEERS[trainer]
+
+
+def report(plan: Plan, results: Results) -> None:
+    """The markdown table (per budget: mean and per-seed success and return, wall time), and the first budget
+    where each trainer's mean success reaches ``SUCCESS_TARGET``, with the ratio of the times to it."""
+    args, budgets, trainers = plan.args, plan.budgets, plan.trainers
     sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
-    print(f"\n{args.env}{(' on ' + args.urdf) if args.urdf else ''}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; seeds {args.seeds}; {args.eval_episodes} deterministic "
-          f"eval episodes per seed; "
-          + ("evaluated as far as the runs got (--no-train)" if args.no_train else f"{args.jobs} trainings in parallel, {threads} torch thread(s) each"))
-    has_success = all(np.isfinite(r["success_rate"]) for t in trainers for b in budgets for r in results[t][b])
-    has_distance = all(np.isfinite(r["mean_final_distance"]) for t in trainers for b in budgets for r in results[t][b])
+    print(f"\n{args.env}{(' on ' + args.urdf) if args.urdf else ''}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; "
+          f"seeds {args.seeds}; {args.eval_episodes} deterministic eval episodes per seed; "
+          + ("evaluated as far as the runs got (--no-train)" if args.no_train else f"{args.jobs} trainings in parallel, {plan.threads} torch thread(s) each"))
+    every = [r for t in trainers for b in budgets for r in results[t][b]]
+    has_success = all(np.isfinite(r["success_rate"]) for r in every)
+    has_distance = all(np.isfinite(r["mean_final_distance"]) for r in every)
     off_budget = any(r["step"] != b for t in trainers for b in budgets for r in results[t][b])
     head = "| trainer | env steps |" + (" checkpoint steps per seed |" if off_budget else "")
     head += " success rate (mean) | per seed |" if has_success else ""
@@ -325,12 +257,10 @@ def main() -> int:
     print(head + " mean return | per seed | training wall time (s, mean) |")
     print("|" + " --- |" * (head.count("|") + 2))
     for t in trainers:
-        name = "ours" if t == "ours" else PEERS[t]
         for b in budgets:
             rs = results[t][b]
             if not rs:
                 continue  # a peer stopped before this budget
-            cells = [name, f"{b:,}"]
             by_seed = {r["seed"]: r for r in rs}
             seeds = [s for s in args.seeds if s in by_seed or t == "ours"]  # a seed of ours not there yet shows "-"
             short = f" ({len(rs)} of {len(seeds)} seeds)" if len(rs) < len(seeds) else ""
@@ -338,6 +268,7 @@ def main() -> int:
             def per_seed(fmt, key, by_seed=by_seed, seeds=seeds):
                 return " / ".join(fmt(by_seed[s][key]) if s in by_seed else "-" for s in seeds)
 
+            cells = [trainer_name(t), f"{b:,}"]
             if off_budget:
                 cells.append(per_seed(lambda x: f"{x:,}", "step"))
             if has_success:
@@ -347,37 +278,34 @@ def main() -> int:
             cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}{short}", per_seed(lambda x: f"{x:.0f}", "mean_return"),
                       f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
             print("| " + " | ".join(cells) + " |")
-    if has_success:
-        print(f"\nfirst budget with >= {SUCCESS_TARGET:.0%} mean success, and the mean training wall time to it:")
-        reached = {}
-        for t in trainers:
-            done = [b for b in budgets if results[t][b]]
-            b = next((b for b in done if np.mean([r["success_rate"] for r in results[t][b]]) >= SUCCESS_TARGET - 1e-9), None)  # 90.0% counts
-            if b is None:
-                print(f"- {t}: not within {done[-1] if done else 0:,} steps")
-            else:
-                reached[t] = float(np.mean([r["wall_s"] for r in results[t][b]]))
-                print(f"- {t}: {b:,} steps, {reached[t]:.0f} s")
-        for peer in ("sb3", "tqc"):
-            if "ours" in reached and peer in reached:
-                print(f"- ratio ours / {peer}: {reached['ours'] / reached[peer]:.2f} (budgets as fine as --steps)")
-    if args.plot is not None:
-        title = f"{args.env}{(' on ' + args.urdf) if args.urdf else ''}, {' '.join(args.set) or 'defaults'}"
-        plot_results(results, has_success, title, args.plot)
-        print(f"plot written to {args.plot}")
-    print(f"\nruns kept in {workdir}")
-    return 0
+    if not has_success:
+        return
+    print(f"\nfirst budget with >= {SUCCESS_TARGET:.0%} mean success, and the mean training wall time to it:")
+    reached = {}
+    for t in trainers:
+        done = [b for b in budgets if results[t][b]]
+        b = next((b for b in done if np.mean([r["success_rate"] for r in results[t][b]]) >= SUCCESS_TARGET - 1e-9), None)  # 90.0% counts
+        if b is None:
+            print(f"- {t}: not within {done[-1] if done else 0:,} steps")
+        else:
+            reached[t] = float(np.mean([r["wall_s"] for r in results[t][b]]))
+            print(f"- {t}: {b:,} steps, {reached[t]:.0f} s")
+    for peer in PEERS:
+        if "ours" in reached and peer in reached:
+            print(f"- ratio ours / {peer}: {reached['ours'] / reached[peer]:.2f} (budgets as fine as --steps)")
 
 
-def plot_results(results: dict[str, dict[int, list[dict]]], has_success: bool, title: str, path: Path) -> None:
-    """Draw each trainer's evaluations against env steps: the mean over seeds (thick, with markers) and each
-    seed (thin) as far as it got; the mean at the budgets every seed reached."""
+def plot_results(results: Results, title: str, path: Path) -> None:
+    """Draw each trainer's evaluations against env steps (success rate where every evaluation has one, else mean
+    return): the mean over seeds (thick, with markers) at the budgets every seed reached, and each seed (thin)
+    as far as it got."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    has_success = all(np.isfinite(r["success_rate"]) for by_budget in results.values() for rs in by_budget.values() for r in rs)
     key = "success_rate" if has_success else "mean_return"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for trainer, by_budget in results.items():
@@ -385,9 +313,8 @@ def plot_results(results: dict[str, dict[int, list[dict]]], has_success: bool, t
         steps = [b for b in sorted(by_budget) if seeds and len(by_budget[b]) == len(seeds)]  # budgets every seed reached
         if not seeds:
             continue
-        name = "ours" if trainer == "ours" else PEERS[trainer]
         mean = [np.mean([r[key] for r in by_budget[b]]) for b in steps]
-        (line,) = ax.plot(steps, mean, marker="o", linewidth=2, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        (line,) = ax.plot(steps, mean, marker="o", linewidth=2, label=f"{trainer_name(trainer)} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
         if len(seeds) > 1:
             for seed in seeds:
                 points = [(b, r[key]) for b in sorted(by_budget) for r in by_budget[b] if r["seed"] == seed]
@@ -404,6 +331,23 @@ def plot_results(results: dict[str, dict[int, list[dict]]], has_success: bool, t
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = make_plan(args)
+        if not args.no_train:
+            train_all(plan)
+        results = evaluate_all(plan)
+    except Robot6Error as e:
+        sys.exit(f"error: {e}")
+    report(plan, results)
+    if args.plot is not None:
+        plot_results(results, f"{args.env}{(' on ' + args.urdf) if args.urdf else ''}, {' '.join(args.set) or 'defaults'}", args.plot)
+        print(f"plot written to {args.plot}")
+    print(f"\nruns kept in {plan.workdir}")
+    return 0
 
 
 if __name__ == "__main__":

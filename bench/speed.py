@@ -36,7 +36,8 @@ import sys
 import tempfile
 import time
 
-from bench import child_env, parse_fields
+from bench import child_env, parse_settings
+from robot6.errors import ConfigError
 
 
 def peak_rss_mb() -> float:
@@ -44,8 +45,8 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(args: argparse.Namespace) -> dict:
-    from sac.logger import read_csv_rows
-    from sac.training import train
+    from robot6.run.logger import read_csv_rows
+    from robot6.run.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(ours_config(args, tmp, args.learning_starts + args.steps))
@@ -63,7 +64,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 def run_sb3(args: argparse.Namespace) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from envs.factory import make_env
+    from robot6.envs.factory import make_env
 
     class Clock(BaseCallback):
         def __init__(self) -> None:
@@ -87,29 +88,30 @@ def run_sb3(args: argparse.Namespace) -> dict:
     return {"sps": (s1 - s0) / (t1 - t0), "rss_mb": peak_rss_mb()}
 
 
+def shared_config(args: argparse.Namespace, tmp: str, total: int):
+    """The settings both trainers get (one update per step), ours writing under ``tmp``."""
+    from robot6.run.config import Config
+
+    return Config(
+        env_id=args.env, total_steps=total, seed=args.seed, device=args.device, lr=args.lr, gamma=args.gamma, tau=args.tau,
+        batch_size=args.batch_size, buffer_size=args.buffer_size, learning_starts=args.learning_starts, hidden=args.hidden,
+        init_alpha=args.init_alpha, utd=1, policy_delay=1, checkpoint_dir=f"{tmp}/ckpt", log_dir=f"{tmp}/runs",
+    )
+
+
 def ours_config(args: argparse.Namespace, tmp: str, total: int):
-    """Our Config for these settings (one update per step, the extra fields on top), writing under ``tmp``."""
-    from sac.config import Config
+    """Our Config: the shared settings with ``--extra`` (ours only) on top."""
+    import dataclasses
 
     extra = json.loads(args.extra_json) if args.extra_json else {}
-    return Config(**{
-        "env_id": args.env, "total_steps": total, "seed": args.seed, "device": args.device, "lr": args.lr,
-        "gamma": args.gamma, "tau": args.tau, "batch_size": args.batch_size, "buffer_size": args.buffer_size,
-        "learning_starts": args.learning_starts, "hidden": args.hidden, "init_alpha": args.init_alpha,
-        "utd": 1, "policy_delay": 1, "checkpoint_dir": f"{tmp}/ckpt", "log_dir": f"{tmp}/runs", **extra,
-    })
+    return dataclasses.replace(shared_config(args, tmp, total), **extra)
 
 
 def make_sb3(args: argparse.Namespace, env):
-    """SB3's SAC on ``env`` with the same settings as ``ours_config``."""
-    from stable_baselines3 import SAC
+    """SB3's SAC on ``env`` (flat: no hindsight relabelling) with the shared settings."""
+    from bench.peers import make_peer
 
-    return SAC(
-        "MlpPolicy", env, learning_rate=args.lr, buffer_size=args.buffer_size,
-        learning_starts=args.learning_starts, batch_size=args.batch_size, gamma=args.gamma, tau=args.tau,
-        ent_coef=f"auto_{args.init_alpha}", train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": args.hidden},
-        seed=args.seed, device=args.device, verbose=0,
-    )
+    return make_peer("sb3", shared_config(args, "", 0), env, device=args.device)
 
 
 def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
@@ -119,10 +121,9 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from envs.factory import make_env
-    from sac.errors import ConfigError
-    from sac.runtime import process_settings, resolve_device
-    from sac.training import Trainer
+    from robot6.envs.factory import make_env
+    from robot6.run.loop import Trainer
+    from robot6.run.process import process_settings, resolve_device
 
     class Clock(BaseCallback):
         """Time from the start of training to its end inside one ``learn`` call (its set-up excluded)."""
@@ -142,8 +143,8 @@ def in_process(args: argparse.Namespace) -> list[tuple[float, float]]:
         try:
             config = ours_config(args, tmp, 10**9)
             config.validate()
-        except (TypeError, ConfigError) as e:  # TypeError: an --extra that is not a Config field
-            sys.exit(f"error: --extra: {e}")
+        except ConfigError as e:
+            sys.exit(f"error: {e}")
         trainer = Trainer(config, make_env(config.env_id), resolve_device(config.device), None)
         sb3_env = make_env(args.env)
         try:
@@ -234,7 +235,10 @@ def main() -> int:
         except ImportError:
             sys.exit("error: measuring Stable-Baselines3 needs it installed: pip install -r requirements-bench.txt "
                      "(or --only ours)")
-    extra = parse_fields(args.extra)
+    try:
+        extra = parse_settings(args.extra, "--extra")
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     extra_text = " ".join(f"{k}={v}" for k, v in extra.items()) or "utd=1 policy_delay=1, the defaults otherwise"
     if args.in_process:
         if args.only:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import ROOT, child_env
-from sac import checkpoint as ckpt
-from sac.errors import CheckpointError
-from sac.logger import read_csv_rows
+from robot6.errors import CheckpointError
+from robot6.run import checkpoint as ckpt
+from robot6.run.logger import read_csv_rows
 
 ANNOUNCED = ckpt.POINTER_FILE
 

@@ -3,7 +3,7 @@ time of one update goes (torch.profiler, grouped into matrix products, optimizer
 
 "naive" is the textbook layout: two separate critic MLPs (and two targets), ``torch.optim.Adam`` with its
 default (foreach) kernels, the target update as a Python loop of ``mul_``/``add_``; "ours, autograd" is
-``sac.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
+``robot6.learn.agent.SAC.update_autograd`` (both critics stacked in one batched matmul per layer, fused Adam,
 ``_foreach_lerp_``); "ours" is the default ``SAC.update`` (the same, with the gradients written out and the
 fused Adam kernel called directly); "ours --compile" is that update with ``compile=True``: through
 ``torch.compile`` on a CPU, captured as one CUDA graph on CUDA; "ours --policy-delay N" (``--policy-delay``)
@@ -27,13 +27,13 @@ import time
 
 import torch
 
-from sac.agent import SAC
-from sac.networks import Actor, mlp
-from sac.replay import Batch
+from robot6.learn.agent import SAC
+from robot6.learn.networks import Actor, mlp
+from robot6.learn.replay import Batch
 
 
 class NaiveSAC:
-    """The same SAC math as ``sac.agent.SAC``, written the common way."""
+    """The same SAC math as ``robot6.learn.agent.SAC``, written the common way."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], lr: float = 1e-3, gamma: float = 0.95,
                  tau: float = 0.005, device: str = "cpu"):

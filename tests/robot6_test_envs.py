@@ -8,7 +8,8 @@ Made as ``robot6_test_envs:EarlyStopReach-v0`` (gymnasium imports the module) wi
 import gymnasium as gym
 import numpy as np
 
-from envs.tasks.reach import ACHIEVED_GOAL, DESIRED_GOAL, MAX_EPISODE_STEPS, Robot6ReachEnv
+from robot6.envs import MAX_EPISODE_STEPS
+from robot6.envs.tasks.reach import ACHIEVED_GOAL, DESIRED_GOAL, Robot6ReachEnv
 
 ENV_ID = "robot6_test_envs:EarlyStopReach-v0"
 

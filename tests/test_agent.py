@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from sac.agent import NOISE_BLOCK, SAC
-from sac.networks import views_like
-from sac.optim import FusedAdam, make_adam
-from sac.replay import Batch
+from robot6.learn.agent import NOISE_BLOCK, SAC
+from robot6.learn.networks import views_like
+from robot6.learn.optim import FusedAdam, make_adam
+from robot6.learn.replay import Batch
 
 
 def make_agent(seed=0):

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from sac import checkpoint as ckpt
-from sac.agent import SAC
-from sac.errors import CheckpointError
-from sac.fileio import BackgroundWriter, atomic_write_bytes
-from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
+from robot6.errors import CheckpointError
+from robot6.learn.agent import SAC
+from robot6.run import checkpoint as ckpt
+from robot6.run.fileio import BackgroundWriter, atomic_write_bytes
+from robot6.run.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 
 SIGNATURE = {"env_id": "Robot6Reach-v0", "obs_dim": 18, "act_dim": 6, "action_low": [-1.0] * 6, "action_high": [1.0] * 6}
 
@@ -179,9 +179,9 @@ def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
     the Python generator's state is saved as one tensor, and a tuple of ints (which format version 1 allows) still loads."""
     import numpy as np
 
-    from envs.factory import make_env
-    from sac.checkpoint import capture_rng, restore_rng
-    from sac.replay import ReplayBuffer
+    from robot6.envs.factory import make_env
+    from robot6.learn.replay import ReplayBuffer
+    from robot6.run.checkpoint import capture_rng, restore_rng
 
     env, replay = make_env("Robot6Reach-v0"), ReplayBuffer(100, 18, 6, seed=1)
     try:

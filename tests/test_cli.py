@@ -10,8 +10,8 @@ import torch
 from conftest import FAST, ROOT, run_cli
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-from sac import checkpoint as ckpt
-from sac.logger import read_csv_rows
+from robot6.run import checkpoint as ckpt
+from robot6.run.logger import read_csv_rows
 
 
 def runs(folder: Path) -> list[Path]:
@@ -185,8 +185,8 @@ def test_compile_without_python_headers_is_a_clear_error(tmp_path, monkeypatch):
     refused up front, with what to install."""
     import sysconfig
 
-    from sac.errors import ConfigError
-    from sac.training import check_compile
+    from robot6.errors import ConfigError
+    from robot6.run.loop import check_compile
 
     monkeypatch.setattr(sysconfig, "get_paths", lambda: {"include": str(tmp_path)})  # a folder without Python.h
     with pytest.raises(ConfigError, match="needs the Python headers"):
@@ -239,8 +239,8 @@ def test_help_explains_every_flag():
     import subprocess
     import sys
 
-    from sac.config import Config, flag_of
-    from sac.presets import PRESET_FIELDS
+    from robot6.run.config import Config, flag_of
+    from robot6.run.presets import PRESET_FIELDS
 
     out = subprocess.run([sys.executable, str(ROOT / "Train_Robot6.py"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0
@@ -256,7 +256,7 @@ def test_help_explains_every_flag():
         if default is not None and not isinstance(default, bool):
             shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
             if f.name in PRESET_FIELDS:  # Config's defaults are Robot6Reach-v0's preset
-                assert f"(default: the env's preset in presets.toml; Robot6Reach-v0: {shown})" in text, flag
+                assert f"(default: the env's preset in robot6/presets.toml; Robot6Reach-v0: {shown})" in text, flag
             else:
                 assert f"(default: {shown})" in text, flag
 

@@ -1,4 +1,4 @@
-"""Evaluation during training (sac/evaluation.py): its own env and seeds, logged, choosing best.pth."""
+"""Evaluation during training (robot6/run/rollouts.py): its own env and seeds, logged, choosing best.pth."""
 
 import math
 from pathlib import Path
@@ -7,8 +7,8 @@ import torch
 from conftest import FAST, run_cli
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-from sac import checkpoint as ckpt
-from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
+from robot6.run import checkpoint as ckpt
+from robot6.run.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 
 
 def run_folder(folder: Path, kind: str) -> Path:
@@ -47,12 +47,12 @@ def test_training_is_the_same_with_and_without_evaluation_and_best_follows_it(tm
     assert math.isclose(best["evaluation"]["best"], max(returns), abs_tol=1e-5)
     plain = ckpt.load_checkpoint(run_folder(tmp_path / "without", "checkpoints") / "best.pth")
     assert plain["meta"]["best_by"] == "episode return"
-    # sac.inspect says which rule made a best.pth, and what the last evaluation gave.
-    from sac import inspect
+    # robot6.show says which rule made a best.pth, and what the last evaluation gave.
+    from robot6 import show
 
-    assert inspect.main([str(run_folder(tmp_path / "with", "checkpoints"))]) == 0
+    assert show.main([str(run_folder(tmp_path / "with", "checkpoints"))]) == 0
     assert "best.pth (by eval)" in capsys.readouterr().out
-    assert inspect.main([str(run_folder(tmp_path / "with", "checkpoints") / "best.pth")]) == 0
+    assert show.main([str(run_folder(tmp_path / "with", "checkpoints") / "best.pth")]) == 0
     shown = capsys.readouterr().out
     assert "best.pth chosen by: evaluation return" in shown and "success" in shown
     assert f"last evaluation: step {best['global_step']}," in shown  # the evaluation that made it the best

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-import envs  # noqa: F401
-from envs.factory import make_env
-from envs.goals import FlattenGoalObservation, goal_spec
-from sac.her import HindsightSampler
-from sac.replay import ReplayBuffer
+from robot6.envs.factory import make_env
+from robot6.envs.goals import FlattenGoalObservation, goal_spec
+from robot6.learn.her import HindsightSampler
+from robot6.learn.replay import ReplayBuffer
 
 
 def collect_episode(env, buf, seed):

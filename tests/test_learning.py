@@ -3,7 +3,7 @@
 import pytest
 from conftest import run_cli
 
-from sac.logger import read_csv_rows
+from robot6.run.logger import read_csv_rows
 
 # Settings of its own (the defaults are tuned for Robot6Reach-v0): the test stays about the options.
 PENDULUM = ["--env", "Pendulum-v1", "--total-steps", "6000", "--hidden", "64", "64", "--batch-size", "128", "--utd", "1", "--policy-delay", "1",

@@ -2,7 +2,7 @@
 
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-from sac.logger import CSV_NAME, RunLogger, read_csv_rows
+from robot6.run.logger import CSV_NAME, RunLogger, read_csv_rows
 
 
 def log_episodes(logger, episodes, value_offset=0.0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sac.networks import Actor, DeterministicPolicy, TwinCritic, action_bounds, mlp, scale_action, unscale_action
+from robot6.learn.networks import Actor, DeterministicPolicy, TwinCritic, action_bounds, from_env_bounds, mlp, to_env_bounds
 
 
 def test_squashed_gaussian_logprob_matches_change_of_variables():
@@ -58,8 +58,8 @@ def test_deterministic_action_is_tanh_mu_and_actions_are_bounded():
 
 
 def test_the_deterministic_policy_is_the_actor_rescaled_to_the_env_bounds():
-    """DeterministicPolicy (what sac.evaluate runs and sac.export writes) = scale_action(actor.deterministic);
-    the numpy fast path the trainer acts with gives the same action; scale_action and unscale_action invert
+    """DeterministicPolicy (what robot6.evaluate runs and robot6.export writes) = to_env_bounds(actor.deterministic);
+    the numpy fast path the trainer acts with gives the same action; to_env_bounds and from_env_bounds invert
     each other for numpy arrays and tensors alike."""
     actor = Actor(5, 3, [16, 16])
     low, high = np.array([-2.0, 0.0, -0.5], np.float32), np.array([2.0, 1.0, 0.5], np.float32)
@@ -72,14 +72,14 @@ def test_the_deterministic_policy_is_the_actor_rescaled_to_the_env_bounds():
     obs = torch.randn(64, 5) * 3
     with torch.no_grad():
         env_actions = policy(obs)
-        expected = scale_action(actor.deterministic(obs), torch.from_numpy(low), torch.from_numpy(half))
+        expected = to_env_bounds(actor.deterministic(obs), torch.from_numpy(low), torch.from_numpy(half))
     assert torch.equal(env_actions, expected)
     assert (env_actions >= torch.from_numpy(low)).all() and (env_actions <= torch.from_numpy(high)).all()
-    fast = np.stack([scale_action(actor.act_numpy(o.numpy(), deterministic=True), low, half) for o in obs])
+    fast = np.stack([to_env_bounds(actor.act_numpy(o.numpy(), deterministic=True), low, half) for o in obs])
     np.testing.assert_allclose(fast, env_actions.numpy(), rtol=1e-5, atol=1e-6)
-    back = unscale_action(env_actions, torch.from_numpy(low), torch.from_numpy(half))
+    back = from_env_bounds(env_actions, torch.from_numpy(low), torch.from_numpy(half))
     torch.testing.assert_close(back, actor.deterministic(obs).detach(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(unscale_action(fast, low, half), back.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(from_env_bounds(fast, low, half), back.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_twin_critic_equals_two_plain_mlps():

@@ -1,4 +1,4 @@
-"""Robot6PickAndPlace-v0 (envs/tasks/pick_and_place.py): the gripper holds the cube, the env's API, goals and
+"""Robot6PickAndPlace-v0 (robot6/envs/tasks/pick_and_place.py): the gripper holds the cube, the env's API, goals and
 determinism."""
 
 import gymnasium as gym
@@ -8,13 +8,12 @@ import torch
 from conftest import run_cli
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401
-from envs.factory import make_env
-from envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, OBS_DIM, scripted_pick
-from envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
-from sac import checkpoint as ckpt
-from sac.config import Config
-from sac.training import Trainer
+from robot6.envs.factory import make_env
+from robot6.envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, PICK_OBS_DIM, scripted_pick
+from robot6.envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
+from robot6.run import checkpoint as ckpt
+from robot6.run.config import Config
+from robot6.run.loop import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def test_spaces_and_the_env_checker():
     e = gym.make("Robot6PickAndPlace-v0")
     try:
         check_env(e.unwrapped, skip_render_check=True)
-        assert e.action_space.shape == (4,) and e.observation_space["observation"].shape == (OBS_DIM,)
+        assert e.action_space.shape == (4,) and e.observation_space["observation"].shape == (PICK_OBS_DIM,)
         obs, _ = e.reset(seed=0)
         assert obs["observation"][21] == 0.0 and obs["observation"][22] == pytest.approx(0.082, abs=0.003)  # open
         for _ in range(5):

@@ -1,14 +1,14 @@
-"""Per-env presets (sac/presets.py, presets.toml): a fresh run starts from its env's preset, flags win."""
+"""Per-env presets (robot6/run/presets.py, robot6/presets.toml): a fresh run starts from its env's preset, flags win."""
 
 import dataclasses
 
 import pytest
 from conftest import FAST, run_cli
 
-from sac import checkpoint as ckpt
-from sac.config import Config
-from sac.errors import ConfigError
-from sac.presets import PRESET_FIELDS, apply_preset, load_presets, preset_for
+from robot6.errors import ConfigError
+from robot6.run import checkpoint as ckpt
+from robot6.run.config import Config
+from robot6.run.presets import PRESET_FIELDS, apply_preset, load_presets, preset_for
 
 
 def test_the_default_env_preset_is_configs_defaults():

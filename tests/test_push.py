@@ -1,14 +1,13 @@
-"""Robot6Push-v0 (envs/tasks/push.py): gymnasium API compliance, determinism, rewards, a feasible task, rendering."""
+"""Robot6Push-v0 (robot6/envs/tasks/push.py): gymnasium API compliance, determinism, rewards, a feasible task, rendering."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401
-from envs.tasks.push import (
+from robot6.envs import MAX_EPISODE_STEPS
+from robot6.envs.tasks.push import (
     CUBE_HALF,
-    MAX_EPISODE_STEPS,
     REGION_HIGH,
     REGION_LOW,
     SUCCESS_DISTANCE,

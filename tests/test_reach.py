@@ -1,4 +1,4 @@
-"""Robot6Reach-v0 (envs/tasks/reach.py): gymnasium API compliance, determinism, reward terms, rendering."""
+"""Robot6Reach-v0 (robot6/envs/tasks/reach.py): gymnasium API compliance, determinism, reward terms, rendering."""
 
 import gymnasium as gym
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.passive_env_checker import env_render_passive_checker
 
-import envs  # noqa: F401
-from envs.tasks.reach import GOAL_HIGH, GOAL_LOW, MAX_EPISODE_STEPS, SUCCESS_DISTANCE
+from robot6.envs import MAX_EPISODE_STEPS
+from robot6.envs.tasks.reach import GOAL_HIGH, GOAL_LOW, SUCCESS_DISTANCE
 
 
 @pytest.fixture

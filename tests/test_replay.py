@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac.replay import FIELDS, ReplayBuffer
-from sac.replay_store import ReplayStore, list_segments
+from robot6.learn.replay import FIELDS, ReplayBuffer
+from robot6.run.segments import ReplayStore, list_segments
 
 
 def fill(buf, n, start=0):
@@ -75,7 +75,7 @@ def test_missing_segment_loads_the_rest_and_starts_a_new_generation(tmp_path):
         manifest = store.save(buf)
     assert ReplayStore(tmp_path).covered(manifest) == (200, 200)
     list_segments(tmp_path)[1][3].unlink()
-    assert ReplayStore(tmp_path).covered(manifest) == (150, 200)  # what sac.inspect reports, by file names
+    assert ReplayStore(tmp_path).covered(manifest) == (150, 200)  # what robot6.show reports, by file names
     restored = ReplayBuffer(1000, 3, 2)
     loader = ReplayStore(tmp_path)
     report = loader.load(restored, manifest)
@@ -117,7 +117,7 @@ def test_discard_after_and_prune(tmp_path):
 
 
 def test_small_segments_are_merged_and_every_checkpoint_still_loads(tmp_path):
-    from sac.replay_store import MERGE_EVERY
+    from robot6.run.segments import MERGE_EVERY
 
     buf = ReplayBuffer(10_000, 3, 2)
     store = ReplayStore(tmp_path)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import FAST, ROOT, TRAIN, cli_env, run_cli, start_cli
 
-from sac import checkpoint as ckpt
-from sac.logger import WALL_CLOCK_COLUMNS, read_csv_rows
+from robot6.run import checkpoint as ckpt
+from robot6.run.logger import WALL_CLOCK_COLUMNS, read_csv_rows
 
 EPISODES = 30
 EXACT_KEYS = ("policy", "q1", "q2", "q1_target", "q2_target", "policy_opt", "q_opt", "alpha_opt", "log_alpha",
@@ -248,8 +248,8 @@ def test_failed_saves_keep_the_last_checkpoint_and_training_goes_on(tmp_path):
 def test_a_checkpoint_without_a_field_resumes_as_it_was_trained(tmp_path, capsys, field, saved_with, flag, given):
     """A checkpoint whose config lacks her_relabel stored relabelled copies, one that lacks policy_delay trained
     the actor at every update: each resumes so, not with the current default, unless the flag is given."""
-    from sac.config import Config
-    from sac.resume import merge_resume_config
+    from robot6.run.config import Config
+    from robot6.run.resume import merge_resume_config
 
     saved = {**Config().to_dict(), "utd": 2}
     del saved[field]

@@ -9,9 +9,9 @@ from conftest import ROOT, cli_env
 
 DENORMALS = """
 import torch
-from sac.agent import SAC
-from sac.replay import Batch
-from sac.runtime import denormals_flushed, flush_denormals
+from robot6.learn.agent import SAC
+from robot6.learn.replay import Batch
+from robot6.run.process import denormals_flushed, flush_denormals
 torch.set_num_threads(2)
 TINY = 1.1754944e-38  # the smallest normal float32
 
@@ -60,9 +60,9 @@ def test_denormals_appear_in_adam_and_flushing_them_changes_no_weight():
 
 LIBRARY_CALL = """
 import json, sys, threading
-from sac.config import Config
-from sac.runtime import denormals_flushed
-from sac.training import train
+from robot6.run.config import Config
+from robot6.run.process import denormals_flushed
+from robot6.run.loop import train
 
 assert not denormals_flushed()
 config = Config(episodes=1, hidden=[16], batch_size=16, learning_starts=20, buffer_size=1000,
@@ -87,8 +87,8 @@ def test_train_as_a_library_function_restores_settings_and_releases_the_lock(tmp
 
 
 def test_a_run_folder_is_locked_while_trained(tmp_path):
-    from sac.errors import ConfigError
-    from sac.runtime import RunDirLock
+    from robot6.errors import ConfigError
+    from robot6.run.process import RunDirLock
 
     first = RunDirLock(tmp_path)
     with pytest.raises(ConfigError, match=r"is being trained by another process \(pid \d+\)"):
@@ -100,7 +100,7 @@ def test_a_run_folder_is_locked_while_trained(tmp_path):
 def test_stop_request_installs_handlers_on_the_main_thread_only():
     import signal
 
-    from sac.runtime import StopRequest
+    from robot6.run.process import StopRequest
 
     before = signal.getsignal(signal.SIGTERM)
     with StopRequest() as stop:

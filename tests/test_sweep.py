@@ -1,4 +1,4 @@
-"""python -m sac.sweep: studies on a journal file and on a real PostgreSQL server; several workers, a SIGKILLed
+"""python -m robot6.sweep: studies on a journal file and on a real PostgreSQL server; several workers, a SIGKILLed
 worker whose trial is resumed from its checkpoints, a server restart mid-sweep, --best and --plot."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import optuna
 import pytest
 from conftest import cli_env
 
-import Train_Robot6
-from sac.logger import read_csv_rows
+from robot6 import train as train_command
+from robot6.run.logger import read_csv_rows
 
 # Small networks and a small search space: the tests check the sweep, not what it finds.
 PRESETS = """
@@ -50,17 +50,17 @@ PASSWORD = "s3cret-pw"
 
 
 def sweep(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sac.sweep", *args], cwd=cwd, env=cli_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "robot6.sweep", *args], cwd=cwd, env=cli_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 
 def start_sweep(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sac.sweep", *args], cwd=cwd, env=cli_env(),
+    return subprocess.Popen([sys.executable, "-m", "robot6.sweep", *args], cwd=cwd, env=cli_env(),
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True)
 
 
 def trials(study: str, cwd: Path, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
-    from sac.sweep import open_storage
+    from robot6.sweep import open_storage
 
     return optuna.load_study(study_name=study, storage=open_storage(storage, cwd / "sweeps" / study)).trials
 
@@ -85,18 +85,18 @@ def test_two_workers_on_the_journal_then_best_and_plot(tmp_path, capsys):
         assert run_rows(tmp_path / "sweeps" / "j" / f"trial_{n}" / "seed_0") == [0, 1, 2]
     best = sweep("j", "--best", "--presets", "presets.toml", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
-    command = next(line.strip() for line in best.stdout.splitlines() if line.strip().startswith("python Train_Robot6.py"))
+    command = next(line.strip() for line in best.stdout.splitlines() if line.strip().startswith("python -m robot6.train"))
     preset = tmp_path / "sweeps" / "j" / "best_preset.toml"
     assert preset.is_file()
     # The printed command and the preset file train the best trial's parameters.
     winner = sorted(finished(ts), key=lambda t: (-t.value, t.number))[0]
-    args = command.split()[2:]
-    parsed = vars(Train_Robot6.build_parser().parse_args(args))
+    args = command.split()[3:]
+    parsed = vars(train_command.build_parser().parse_args(args))
     assert str(parsed["gamma"]) == winner.params["gamma"] and parsed["lr"] == pytest.approx(winner.params["lr"])
     assert " ".join(map(str, parsed["hidden"])) == winner.params["hidden"]
     assert len({t.value for t in finished(ts)}) > 1  # the trials learnt differently
     os.chdir(tmp_path)
-    code = Train_Robot6.main(["--env", "Pendulum-v1", "--presets", str(preset), "--episodes", "1"])
+    code = train_command.main(["--env", "Pendulum-v1", "--presets", str(preset), "--episodes", "1"])
     out = capsys.readouterr().out
     assert code == 0 and f"lr {winner.params['lr']}" in out and f"gamma {winner.params['gamma']}" in out
     plot = sweep("j", "--plot", cwd=tmp_path)
@@ -151,7 +151,7 @@ def test_a_stopped_worker_s_trial_is_resumed_on_the_journal(tmp_path, sig):
     (["--best"], "no study s in sweeps/s/journal.log"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
-    from sac import sweep as sweep_module
+    from robot6 import sweep as sweep_module
 
     monkeypatch.chdir(tmp_path)
     assert sweep_module.main(["s", *args]) == 2
@@ -224,7 +224,7 @@ def test_three_workers_share_one_postgresql_study(postgres, tmp_path):
         if f.is_file():
             assert PASSWORD.encode() not in f.read_bytes(), f
     best = sweep("pg3", "--best", "--storage", url, "--presets", "presets.toml", cwd=tmp_path)
-    assert best.returncode == 0 and "python Train_Robot6.py --env Pendulum-v1" in best.stdout, best.stderr
+    assert best.returncode == 0 and "python -m robot6.train --env Pendulum-v1" in best.stdout, best.stderr
 
 
 def test_a_killed_worker_s_trial_is_resumed_on_postgresql(postgres, tmp_path):
@@ -245,7 +245,7 @@ def test_the_sweep_survives_a_postgresql_restart(postgres, tmp_path):
 def test_sigterm_to_the_workers_group_saves_every_trial_once(tmp_path):
     """A signal to the whole process group (``timeout``, Ctrl+C) reaches each worker once, through the parent:
     each finishes its episode, saves and queues its trial again (a second signal would quit without that)."""
-    proc = subprocess.Popen([sys.executable, "-m", "sac.sweep", "g", "--env", "Robot6Reach-v0", "--budget", "100000",
+    proc = subprocess.Popen([sys.executable, "-m", "robot6.sweep", "g", "--env", "Robot6Reach-v0", "--budget", "100000",
                              "--trials", "4", "--workers", "2", "--presets", "presets.toml"], cwd=tmp_path, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -265,7 +265,7 @@ def test_sigterm_to_the_workers_group_saves_every_trial_once(tmp_path):
 def test_the_median_pruner_stops_a_trial_below_the_finished_ones(tmp_path, pruner, state):
     """A finished trial at 100% success at every evaluation step; a new trial at 300 steps is below it, so the
     median pruner (past half the budget, after one finished trial) stops it there; --pruner none lets it run."""
-    from sac.sweep import open_storage
+    from robot6.sweep import open_storage
 
     study = optuna.create_study(study_name="p", storage=open_storage(None, tmp_path / "sweeps" / "p"), direction="maximize")
     hidden = optuna.distributions.CategoricalDistribution(["16 16", "32 32"])

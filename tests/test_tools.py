@@ -1,4 +1,4 @@
-"""The tools around a run: evaluate (+ video), compare, inspect, export, and wandb continuity."""
+"""The tools around a run: evaluate (+ video), compare, show, export, and wandb continuity."""
 
 import hashlib
 import json
@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import FAST, ROOT, cli_env, run_cli
 
-from sac import compare, evaluate, export, inspect
-from sac.logger import read_csv_rows
+from robot6 import compare, evaluate, export, show
+from robot6.run.logger import read_csv_rows
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_evaluate_prints_metrics_and_records_a_video_headless(run, tmp_path, suf
     import imageio.v2 as imageio
 
     video = tmp_path / f"reach{suffix}"
-    result = python_m("sac.evaluate", str(ckpt_dir(run) / "best.pth"), "--episodes", "3", "--video", str(video), "--video-episodes", "1", cwd=ROOT)
+    result = python_m("robot6.evaluate", str(ckpt_dir(run) / "best.pth"), "--episodes", "3", "--video", str(video), "--video-episodes", "1", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "success rate" in result.stdout and "final distance" in result.stdout and "+-" in result.stdout
     frames = imageio.mimread(video) if suffix == ".gif" else [f for f in imageio.get_reader(video)]  # no len(): nframes is inf
@@ -107,17 +107,17 @@ def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp
     folder = ckpt_dir(tmp_path)
     (folder / "corrupt.pth").write_bytes(b"\x00garbage")
     digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")}
-    assert inspect.main([str(tmp_path / "checkpoints")]) == 0
+    assert show.main([str(tmp_path / "checkpoints")]) == 0
     out = capsys.readouterr().out
     assert "latest.pth" in out and "ckpt_ep_2.pth" in out and "valid" in out
     assert "corrupt.pth" in out and "INVALID: unreadable" in out
-    assert inspect.main([str(folder / "latest.pth")]) == 0
+    assert show.main([str(folder / "latest.pth")]) == 0
     detail = capsys.readouterr().out
     assert "env Robot6Reach-v0: obs_dim 18, act_dim 6" in detail
     assert "replay: 200 transitions (generation" in detail  # 4 episodes x 50 steps, all their segments on disk
     assert "policy.trunk.0.weight: (32, 18) float32" in detail and "q1.4.weight: (1, 32) float32" in detail
     assert "lr = 0.001" in detail
-    assert inspect.main([str(folder / "corrupt.pth")]) == 2
+    assert show.main([str(folder / "corrupt.pth")]) == 2
     assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.glob("*.pth")} == digest
 
 
@@ -163,7 +163,7 @@ def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
     assert first.returncode == 0, first.stderr
     second = subprocess.run([*cmd, "--resume", "--episodes", "4"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
-    from sac import checkpoint as ckpt
+    from robot6.run import checkpoint as ckpt
 
     state = ckpt.load_checkpoint(next((tmp_path / "checkpoints").glob("*/latest.pth")))
     run_id = state["logger"]["wandb_run_id"]
@@ -172,11 +172,18 @@ def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
     assert os.environ.get("WANDB_MODE") != "online"
 
 
-def test_bench_fields_parse_config_values():
-    from bench import parse_fields
+def test_bench_settings_are_parsed_as_the_config_fields_and_become_the_training_flags():
+    from bench import parse_settings, settings_flags
+    from robot6.errors import ConfigError
 
-    assert parse_fields(["updates_every=8", "--her=false", "tau=0.01", "env-id=Pendulum-v1"]) == {
-        "updates_every": 8, "her": False, "tau": 0.01, "env_id": "Pendulum-v1"}
+    values = parse_settings(["updates_every=8", "--her=false", "tau=0.01", "env-id=Pendulum-v1", "hidden=16,16", "compile=true"])
+    assert values == {"updates_every": 8, "her": False, "tau": 0.01, "env_id": "Pendulum-v1", "hidden": [16, 16], "compile": True}
+    assert settings_flags(values) == ["--updates-every", "8", "--no-her", "--tau", "0.01", "--env", "Pendulum-v1",
+                                      "--hidden", "16", "16", "--compile"]
+    for bad, message in ((["no_such=1"], "--set no_such=1: no_such is not a setting"), (["lr"], "lr is not a setting"),
+                         (["utd=two"], "--set utd=two: utd needs a value of type int"), (["her=maybe"], "her needs a value of type bool")):
+        with pytest.raises(ConfigError, match=message):
+            parse_settings(bad)
 
 
 def test_bench_speed_in_process(tmp_path):
@@ -230,7 +237,7 @@ def third_party_env() -> dict[str, str]:
 
 def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path):
     """A goal env that ends episodes on success and refuses render_mode=None (robot6_test_envs): the trainer,
-    sac.evaluate with and without --video, and bench.learn with budgets that are no episode ends all work."""
+    robot6.evaluate with and without --video, and bench.learn with budgets that are no episode ends all work."""
     from robot6_test_envs import ENV_ID, NO_FRAMES_ID
 
     env = third_party_env()
@@ -242,7 +249,7 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
     assert trained.returncode == 0, trained.stderr[-2000:]
     pth = next((tmp_path / "checkpoints").glob("*/latest.pth"))
     for extra in ([], ["--video", str(tmp_path / "eval.gif"), "--video-episodes", "1"]):
-        result = call("-m", "sac.evaluate", str(pth), "--episodes", "2", *extra)
+        result = call("-m", "robot6.evaluate", str(pth), "--episodes", "2", *extra)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert "success rate" in result.stdout and ENV_ID in result.stdout
     assert (tmp_path / "eval.gif").stat().st_size > 0
@@ -250,7 +257,7 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
     # An env that draws no frames: --video is one line that says so.
     assert call(str(ROOT / "Train_Robot6.py"), "--env", NO_FRAMES_ID, "--episodes", "1", "--checkpoint-dir", "nf",
                 *FAST).returncode == 0
-    result = call("-m", "sac.evaluate", str(next((tmp_path / "nf").glob("*/latest.pth"))), "--video", "x.gif")
+    result = call("-m", "robot6.evaluate", str(next((tmp_path / "nf").glob("*/latest.pth"))), "--video", "x.gif")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [ln for ln in result.stderr.splitlines() if ln.startswith("error:")] == [
         f"error: --video: {NO_FRAMES_ID} gives no RGB frames with render_mode='rgb_array' (render() returned "

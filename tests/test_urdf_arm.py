@@ -1,4 +1,4 @@
-"""Robot6Reach-v0 on any arm's URDF (envs/urdf.py, envs.robot.UrdfArm): the arms of pybullet_data and a test arm
+"""Robot6Reach-v0 on any arm's URDF (robot6/envs/urdf.py, robot6.envs.arm.UrdfArm): the arms of pybullet_data and a test arm
 load with one action per joint, goals are reachable, bad input is one line and exit 2, the checkpoint knows the
 arm (a changed URDF is refused on resume), and the tools work on it."""
 
@@ -13,11 +13,10 @@ import pytest
 from conftest import FAST, ROOT, run_cli
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401
-import Train_Robot6
-from envs.tasks.reach import GOAL_MIN_HEIGHT
-from envs.urdf import UrdfError, read_urdf
-from sac import evaluate, export, inspect
+from robot6 import evaluate, export, show
+from robot6 import train as train_command
+from robot6.envs.tasks.reach import GOAL_MIN_HEIGHT
+from robot6.envs.urdf import UrdfError, read_urdf
 
 ARM5 = str(ROOT / "tests" / "arms" / "arm5.urdf")
 ARMS = [  # URDF, arm joints, end effector found by default
@@ -198,7 +197,7 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_is_written(tmp_path, m
     monkeypatch.chdir(tmp_path)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    code = Train_Robot6.main([*flags, "--episodes", "1", *FAST])
+    code = train_command.main([*flags, "--episodes", "1", *FAST])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "runs").exists()
@@ -232,7 +231,7 @@ def arm_run(tmp_path_factory) -> Path:
 
 
 def test_the_tools_know_the_arm(arm_run, tmp_path, capsys):
-    assert inspect.main([str(arm_run)]) == 0
+    assert show.main([str(arm_run)]) == 0
     assert f"arm arm5 from {ARM5}" in capsys.readouterr().out
     video = tmp_path / "arm.gif"
     assert evaluate.main([str(arm_run), "--episodes", "1", "--video", str(video), "--video-episodes", "1"]) == 0

@@ -1,0 +1,328 @@
+"""The xArm6 in PyBullet, bare (``xarm/xarm6_robot.urdf``) or with its gripper (``xarm/xarm6_with_gripper.urdf``),
+both from ``pybullet_data``: the simulation a task runs in, the arm's joints, limits and neutral pose, and the
+calls a task makes on it every step (bound once: ``BulletClient`` looks each call up and wraps it anew).
+
+Facts about the URDFs (pybullet 3.2.7): joint 0 is the fixed ``world_joint``, the six revolute arm joints are
+indices 1-6 and link 6 (``link6``) is the flange. With the gripper: joint 7 ``gripper_fix`` (fixed; link 7, the
+gripper base, coincides with the flange), joint 8 ``drive_joint`` and joints 9-13 (fingers and knuckles), all
+0 (open, fingers ~82 mm apart) to 0.85 rad (closed), each ``<mimic>`` of the drive joint with multiplier 1.
+PyBullet ignores ``<mimic>``, so the followers are driven to the drive joint's target with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pybullet
+import pybullet_data
+from pybullet_utils.bullet_client import BulletClient
+
+from robot6.envs.urdf import UrdfError, UrdfFile
+
+ARM_URDF = "xarm/xarm6_robot.urdf"
+GRIPPER_URDF = "xarm/xarm6_with_gripper.urdf"
+ARM_JOINTS = np.arange(1, 7)
+FLANGE_LINK = 6
+GRIPPER_BASE_LINK = 7
+GRIPPER_JOINTS = np.arange(8, 14)  # the drive joint, then its five followers
+GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 0.85  # rad of every gripper joint
+# Pointing down (roll pi), the fingertips of the closed gripper are this far below the gripper base (m).
+FINGERTIP_DEPTH = 0.165
+LEFT_FINGER, RIGHT_FINGER = 9, 12  # the finger links; their frames are FINGER_FRAME_OFFSET farther apart than the pads
+FINGER_FRAME_OFFSET = 0.059
+POINTING_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w) of roll pi: the gripper's z axis down
+# At all-zero joints the arm is folded onto itself; this pose holds the flange near (0.36, 0, 0.31).
+NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
+# Joint targets are clipped to these (rad). URDF limits, with the +-2pi wrist/base joints cut to +-pi so
+# the arm cannot wind its cables up; no task here needs more than half a turn.
+JOINT_LOW = np.array([-np.pi, -2.059, -3.927, -np.pi, -1.69297, -np.pi])
+JOINT_HIGH = np.array([np.pi, 2.0944, 0.19198, np.pi, np.pi, np.pi])
+PHYSICS_HZ = 240
+SUBSTEPS = 10  # physics steps per action: 24 Hz control
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence the process's stdout file descriptor (C-level prints) inside the block."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stdout (pytest capture, notebooks)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def display_available() -> bool:
+    """Whether a window can be opened: PyBullet's GUI kills the process, not raises, when it cannot."""
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def connect(render_mode: str | None) -> BulletClient:
+    """A new PyBullet client (a window with ``render_mode="human"``, else headless) with gravity, the physics
+    time step and ``pybullet_data`` on the search path. ``gymnasium.error.Error`` when no window can open."""
+    if render_mode == "human" and not display_available():
+        raise gym.error.Error("render_mode='human' opens a PyBullet window, but no display was found (DISPLAY is unset)")
+    mode = pybullet.GUI if render_mode == "human" else pybullet.DIRECT
+    with _quiet_stdout():  # PyBullet's C code prints "argv[0]=" on every connection
+        sim = BulletClient(connection_mode=mode)
+    sim.setAdditionalSearchPath(pybullet_data.getDataPath())
+    sim.setGravity(0, 0, -9.81)
+    sim.setTimeStep(1.0 / PHYSICS_HZ)
+    if mode == pybullet.GUI:
+        sim.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0)
+    return sim
+
+
+def camera_image(sim: BulletClient, width: int, height: int, target: list[float], distance: float = 1.0,
+                 yaw: float = 45, pitch: float = -25) -> np.ndarray:
+    """An RGB frame (height, width, 3) uint8 of ``sim`` from a camera aimed at ``target`` (TinyRenderer: headless)."""
+    view = sim.computeViewMatrixFromYawPitchRoll(
+        cameraTargetPosition=target, distance=distance, yaw=yaw, pitch=pitch, roll=0, upAxisIndex=2
+    )
+    proj = sim.computeProjectionMatrixFOV(fov=60, aspect=width / height, nearVal=0.05, farVal=5.0)
+    _, _, rgba, _, _ = sim.getCameraImage(width, height, view, proj, renderer=pybullet.ER_TINY_RENDERER)
+    return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+
+class XArm6:
+    """The arm in ``sim``: loaded with self-collision on, its fixed base on the ground ``plane`` (that contact
+    skipped), joint targets tracked by position control at the URDF's forces.
+
+    ``gripper=True`` loads the arm with its gripper; ``set_gripper`` then drives the drive joint and its
+    followers to one angle. The neutral pose is set by ``reset_pose``, not at loading, so that a task can add
+    its own bodies first (a simulation snapshot taken after it restores everything).
+    """
+
+    def __init__(self, sim: BulletClient, plane: int, gripper: bool = False):
+        self.sim, self.gripper = sim, gripper
+        self.id = sim.loadURDF(GRIPPER_URDF if gripper else ARM_URDF, useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
+        # The fixed base rests on the floor: that contact can never matter, so skip it every substep.
+        sim.setCollisionFilterPair(self.id, plane, -1, -1, 0)
+        self.joints = ARM_JOINTS.tolist()
+        self.forces = [sim.getJointInfo(self.id, j)[10] for j in self.joints]
+        self.gripper_joints = GRIPPER_JOINTS.tolist() if gripper else []
+        # The gripper's links (and the flange they hang from) never collide with each other: driven together,
+        # the closed fingers and knuckles touch, and those contacts cost a third of a physics step.
+        links = [FLANGE_LINK, GRIPPER_BASE_LINK, *self.gripper_joints] if gripper else []
+        for i, a in enumerate(links):
+            for b in links[i + 1:]:
+                sim.setCollisionFilterPair(self.id, self.id, a, b, 0)
+        self._gripper_forces = [sim.getJointInfo(self.id, j)[10] for j in self.gripper_joints]
+        self._tied_force: float | None = None
+        client = {"physicsClientId": sim._client}
+        self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
+        self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
+        self._joint_states = functools.partial(pybullet.getJointStates, **client)
+        self._link_state = functools.partial(pybullet.getLinkState, **client)
+        self._ik = functools.partial(pybullet.calculateInverseKinematics, **client)
+
+    def reset_pose(self, q: np.ndarray = NEUTRAL_Q, gripper: float = GRIPPER_CLOSED) -> None:
+        """Put the joints at ``q`` (and the gripper at ``gripper``), at rest, without simulating."""
+        for j, x in zip(self.joints, q, strict=True):
+            self.sim.resetJointState(self.id, j, x, 0.0)
+        for j in self.gripper_joints:
+            self.sim.resetJointState(self.id, j, gripper, 0.0)
+
+    def drive(self, target: list[float]) -> None:
+        """Position targets of the six arm joints (rad), tracked from the next physics step on."""
+        self._motor_control(self.id, self.joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self.forces)
+
+    def set_gripper(self, angle: float) -> None:
+        """Drive the drive joint and its five followers to ``angle`` (rad, 0 open to 0.85 closed); once
+        ``tie_gripper`` has tied the followers, the drive joint alone."""
+        if self._tied_force is not None:
+            self._motor_control(self.id, self.gripper_joints[:1], pybullet.POSITION_CONTROL, targetPositions=[angle],
+                                forces=[self._tied_force])
+            return
+        self._motor_control(self.id, self.gripper_joints, pybullet.POSITION_CONTROL,
+                            targetPositions=[angle] * len(self.gripper_joints), forces=self._gripper_forces)
+
+    def tie_gripper(self, force: float) -> None:
+        """Tie the five followers to the drive joint with gear constraints, as the real gripper's linkage does,
+        so that the fingers stay parallel when they squeeze something; from now on ``set_gripper`` drives the
+        drive joint alone, with up to ``force``. Call ``free_followers`` after every ``restoreState``."""
+        for follower in self.gripper_joints[1:]:
+            tie = self.sim.createConstraint(self.id, self.gripper_joints[0], self.id, follower, pybullet.JOINT_GEAR,
+                                            [1, 0, 0], [0, 0, 0], [0, 0, 0])
+            self.sim.changeConstraint(tie, gearRatio=-1, maxForce=1000, erp=1)
+        self._tied_force = force
+        self.free_followers()
+
+    def free_followers(self) -> None:
+        """Switch the followers' motors off (PyBullet's default velocity motor would hold them): the ties move them."""
+        followers = self.gripper_joints[1:]
+        self._motor_control(self.id, followers, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(followers))
+
+    def finger_width(self) -> float:
+        """The gap between the finger pads (m): 0.082 open, 0 closed on nothing."""
+        left, right = (np.array(self.link_position(j)) for j in (LEFT_FINGER, RIGHT_FINGER))
+        return max(0.0, float(np.linalg.norm(left - right)) - FINGER_FRAME_OFFSET)
+
+    def joint_states(self) -> list[tuple]:
+        """PyBullet's state (position, velocity, ...) of each arm joint."""
+        return self._joint_states(self.id, self.joints)
+
+    def link_position(self, link: int) -> tuple[float, float, float]:
+        """World position of a link's frame (forward kinematics of the current joints)."""
+        return self._link_state(self.id, link, computeForwardKinematics=True)[4]
+
+    def link_position_velocity(self, link: int) -> tuple[tuple, tuple]:
+        """World position and linear velocity of a link's frame."""
+        state = self._link_state(self.id, link, computeLinkVelocity=1, computeForwardKinematics=True)
+        return state[4], state[6]
+
+    def inverse_kinematics(self, link: int, position: list[float], orientation: tuple = POINTING_DOWN) -> list[float]:
+        """Arm joint targets (6, clipped to ``JOINT_LOW``/``JOINT_HIGH``) that put ``link`` at ``position`` with
+        ``orientation``, starting from the current joints (PyBullet's damped least squares)."""
+        q = self._ik(self.id, link, position, orientation, maxNumIterations=20)[:6]
+        return [min(max(x, lo), hi) for x, lo, hi in zip(q, JOINT_LOW.tolist(), JOINT_HIGH.tolist())]
+
+
+MOVABLE = {pybullet.JOINT_REVOLUTE: "revolute", pybullet.JOINT_PRISMATIC: "prismatic"}
+MIN_ARM_JOINTS, MAX_ARM_JOINTS = 2, 7
+DEFAULT_FORCE = 100.0  # N*m (N) for a joint whose URDF gives no effort limit: position control needs one
+
+
+class UrdfArm:
+    """Any arm from a URDF in ``sim`` (``robot6.envs.urdf.read_urdf`` checked the file): fixed base on the ground
+    ``plane`` (that contact skipped), self-collision on, joint targets tracked by position control.
+
+    The end effector is the link ``ee_link``, or where the chain from the base ends: the first link with no
+    child or more than one (a hand's fingers branch there). The arm's joints are the movable joints
+    (revolute, prismatic, continuous) from the base to the end effector, in PyBullet's joint order (the
+    URDF's for a chain); every other movable joint (fingers) is held at the middle of its range. Limits,
+    forces and velocities are the URDF's; a continuous joint (or a revolute one without limits) works in
+    +-pi. The neutral pose is the middle of every arm joint's range. Links in contact in the neutral pose
+    touch by design (coarse collision meshes), so their pair is not checked for collision.
+    """
+
+    def __init__(self, sim: BulletClient, plane: int, urdf: UrdfFile, ee_link: str | None = None):
+        self.sim, self.urdf = sim, urdf
+        try:
+            with _quiet_stdout():
+                self.id = sim.loadURDF(str(urdf.path), useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
+        except pybullet.error as e:
+            raise UrdfError(f"--urdf {urdf.given}: PyBullet cannot load it ({e})") from None
+        infos = [sim.getJointInfo(self.id, j) for j in range(sim.getNumJoints(self.id))]
+        parent = {info[0]: info[16] for info in infos}
+        # The base, and links fixed to it, rest on the floor: those contacts never matter.
+        rooted = [-1]
+        for info in infos:
+            if info[2] == pybullet.JOINT_FIXED and info[16] in rooted:
+                rooted.append(info[0])
+        for link in rooted:
+            sim.setCollisionFilterPair(self.id, plane, link, -1, 0)
+        links = {info[12].decode(): info[0] for info in infos}
+        movable = [info[0] for info in infos if info[2] in MOVABLE]
+        if not movable:
+            raise UrdfError(f"--urdf {urdf.given}: no movable joint (revolute, prismatic or continuous); an arm needs some")
+        if ee_link is None:
+            children = {j: [info[0] for info in infos if info[16] == j] for j in [-1, *parent]}
+            self.ee_link = -1
+            while len(children[self.ee_link]) == 1:
+                self.ee_link = children[self.ee_link][0]
+        elif ee_link in links:
+            self.ee_link = links[ee_link]
+        else:
+            raise UrdfError(f"--ee-link {ee_link}: {urdf.given} has no such link (its links: {', '.join(links)})")
+        chain, link = set(), self.ee_link
+        while link != -1:
+            chain.add(link)
+            link = parent[link]
+        self.joints = [j for j in movable if j in chain]
+        if not MIN_ARM_JOINTS <= len(self.joints) <= MAX_ARM_JOINTS:
+            raise UrdfError(
+                f"--urdf {urdf.given}: {len(self.joints)} movable joint(s) from the base to the end effector "
+                f"({self.ee_link_name if self.ee_link >= 0 else 'the base'}); an arm here has {MIN_ARM_JOINTS} to "
+                f"{MAX_ARM_JOINTS} (--ee-link picks another end effector)"
+            )
+        self.joint_names = [infos[j][1].decode() for j in self.joints]
+        self.joint_types = [
+            "continuous" if urdf.joint_types.get(name) == "continuous" else MOVABLE[infos[j][2]]
+            for j, name in zip(self.joints, self.joint_names, strict=True)
+        ]
+        low, high = [], []
+        for j, kind in zip(self.joints, self.joint_types, strict=True):
+            lo, hi = infos[j][8], infos[j][9]
+            if kind == "continuous" or (kind == "revolute" and lo >= hi):
+                lo, hi = -np.pi, np.pi
+            elif lo >= hi:
+                raise UrdfError(f"--urdf {urdf.given}: prismatic joint {infos[j][1].decode()} has no limits")
+            low.append(lo)
+            high.append(hi)
+        self.low, self.high = np.array(low), np.array(high)
+        self.neutral = (self.low + self.high) / 2
+        self.forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.joints]
+        self.velocities = np.array([infos[j][11] for j in self.joints])
+        self.held = [j for j in movable if j not in chain]
+        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in self.held]
+        self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
+        self._plane = plane
+        client = {"physicsClientId": sim._client}
+        self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
+        self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
+        self._joint_states = functools.partial(pybullet.getJointStates, **client)
+        self._link_state = functools.partial(pybullet.getLinkState, **client)
+        self.reset_pose(self.neutral)
+        sim.performCollisionDetection()
+        for c in sim.getContactPoints(self.id, self.id):
+            sim.setCollisionFilterPair(self.id, self.id, c[3], c[4], 0)
+
+    @property
+    def ee_link_name(self) -> str:
+        return self.sim.getJointInfo(self.id, self.ee_link)[12].decode()
+
+    def reset_pose(self, q: np.ndarray) -> None:
+        """Put the arm joints at ``q`` and the held joints at their hold position, at rest, without simulating;
+        the held joints' motors hold them there."""
+        for j, x in zip(self.joints, q, strict=True):
+            self.sim.resetJointState(self.id, j, float(x), 0.0)
+        for j, x in zip(self.held, self._held_q, strict=True):
+            self.sim.resetJointState(self.id, j, x, 0.0)
+        if self.held:
+            self._motor_control(self.id, self.held, pybullet.POSITION_CONTROL, targetPositions=self._held_q,
+                                forces=self._held_forces)
+
+    def drive(self, target: list[float]) -> None:
+        """Position targets of the arm joints, tracked from the next physics step on."""
+        self._motor_control(self.id, self.joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self.forces)
+
+    def joint_states(self) -> list[tuple]:
+        """PyBullet's state (position, velocity, ...) of each arm joint."""
+        return self._joint_states(self.id, self.joints)
+
+    def link_position(self, link: int) -> tuple[float, float, float]:
+        """World position of a link's frame (forward kinematics of the current joints)."""
+        return self._link_state(self.id, link, computeForwardKinematics=True)[4]
+
+    def in_collision(self) -> bool:
+        """Whether, in the current joint positions, the arm touches itself (pairs not touching in the neutral
+        pose) or the ground (its base excepted)."""
+        self.sim.performCollisionDetection()
+        return bool(self.sim.getContactPoints(self.id, self.id) or self.sim.getContactPoints(self.id, self._plane))
+
+    def reach(self) -> float:
+        """An upper bound of the distance from the base to the end effector (m): the sum of the chain's joint
+        offsets, plus the end effector's own."""
+        total, link = 0.0, self.ee_link
+        while link != -1:
+            info = self.sim.getJointInfo(self.id, link)
+            total += float(np.linalg.norm(info[14]))
+            link = info[16]
+        return total

@@ -1,0 +1,1 @@
+"""Tasks on the xArm6 (``robot6.envs.arm``): what the arm must do, how it is rewarded, when it succeeds."""

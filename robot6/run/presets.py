@@ -1,0 +1,65 @@
+"""Per-env settings (``presets.toml`` at the repository root): a fresh run of ``--env X`` starts from
+``[default]``, then X's table, then the flags given. A resumed run takes its settings from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from robot6.errors import ConfigError
+from robot6.run.config import Config, flag_of, value_text
+
+PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
+# What a preset may set: how a run learns and is evaluated, not where it writes or how long it runs.
+PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_delay", "updates_every", "learning_starts",
+                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos")
+
+
+def read_presets_file(path: Path = PRESETS_FILE) -> dict[str, Any]:
+    """The whole presets file (its env tables and its ``search`` table); ``ConfigError`` if unreadable."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the presets ({e})") from None
+
+
+def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
+    """The env tables of a presets file, checked: a ``default`` table, and only ``PRESET_FIELDS`` as keys
+    (the ``search`` table, the sweeps' search spaces, is ``robot6.sweep``'s)."""
+    tables = read_presets_file(path)
+    tables.pop("search", None)
+    if not isinstance(tables.get("default"), dict):
+        raise ConfigError(f"{path}: no [default] table")
+    for name, table in tables.items():
+        unknown = sorted(set(table) - set(PRESET_FIELDS)) if isinstance(table, dict) else ["(not a table)"]
+        if unknown:
+            raise ConfigError(f"{path}: [{name}] has settings a preset cannot set: {', '.join(unknown)}")
+    return tables
+
+
+def preset_for(env_id: str, path: Path = PRESETS_FILE) -> tuple[str, dict[str, Any]]:
+    """The preset of ``env_id`` (its table over ``[default]``) and its name (``env_id`` or ``default``)."""
+    tables = load_presets(path)
+    name = env_id if env_id in tables and env_id != "default" else "default"
+    return name, {**tables["default"], **(tables[name] if name != "default" else {})}
+
+
+def apply_preset(config: Config, given: set[str], path: Path | None = None) -> tuple[Config, str]:
+    """``config`` with its env's preset in every field of ``PRESET_FIELDS`` not in ``given``, and one line
+    that says where each setting came from (the preset, or the flags given). The presets file is ``path``,
+    else ``config.presets``, else ``presets.toml``."""
+    path = Path(path or config.presets or PRESETS_FILE)
+    name, values = preset_for(config.env_id, path)
+    taken = {k: v for k, v in values.items() if k not in given}
+    try:
+        result = dataclasses.replace(config, **taken)
+    except TypeError as e:
+        raise ConfigError(f"{path}: [{name}]: {e}") from None
+    shown = ", ".join(f"{k} {value_text(v)}" for k, v in taken.items())
+    flags = ", ".join(f"{flag_of(k)} {value_text(getattr(config, k))}" for k in sorted(given & set(PRESET_FIELDS)))
+    where = "" if path == PRESETS_FILE else f" of {path}"
+    line = f"[CONFIG] {config.env_id}: preset [{name}]{where} ({shown})" + (f"; given: {flags}" if flags else "")
+    return result, line
+
