@@ -3,11 +3,13 @@
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, run_cli
+from conftest import FAST, ROOT, cli_env, run_cli
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
 from robot6.run import checkpoint as ckpt
@@ -296,3 +298,35 @@ def test_resume_falls_back_to_the_newest_step_checkpoint(tmp_path):
     assert runs(tmp_path / "checkpoints") == [run_dir]  # in place: the newest state there is
     assert episodes_in_csv(tmp_path / "runs" / run_dir.name) == list(range(6))
     assert ckpt.load_checkpoint(run_dir / "latest.pth")["global_step"] == 300
+
+
+def test_a_finished_run_ends_with_where_its_files_are_and_what_to_run_next(tmp_path):
+    """The summary: episodes, steps and wall time, the best evaluation (as best.pth chose it), the two
+    checkpoints, and commands that work when pasted (evaluate best.pth; TensorBoard on this run's logs)."""
+    import shlex
+
+    result = run_cli("--episodes", "4", "--eval-every", "100", "--eval-episodes", "2", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = runs(tmp_path / "checkpoints")
+    lines = result.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(f"Run {run_dir.name} finished: 4 episodes, 200 env steps, "))
+    summary = dict(ln.strip().split(":", 1) for ln in lines[start + 1:])
+    evals = read_csv_rows(tmp_path / "runs" / run_dir.name / "eval.csv")
+    best = max(evals, key=lambda r: float(r["return_mean"]))
+    assert summary["best evaluation"].strip() == (f"{float(best['success_rate']):.0%} success, mean return "
+                                                  f"{float(best['return_mean']):.2f} (2 episodes at step {best['global_step']})")
+    assert summary["latest"].strip() == str(Path("checkpoints") / run_dir.name / "latest.pth")
+    assert summary["best"].strip() == str(Path("checkpoints") / run_dir.name / "best.pth")
+    assert summary["curves"].strip() == f"tensorboard --logdir {Path('runs') / run_dir.name}"
+    evaluate = shlex.split(summary["evaluate it"])
+    assert evaluate[:3] == ["python", "-m", "robot6.evaluate"]
+    evaluated = subprocess.run([sys.executable, *evaluate[1:-1], "2"], cwd=tmp_path, env=cli_env(), capture_output=True,
+                               text=True, timeout=120)
+    assert evaluated.returncode == 0 and "over 2 episodes" in evaluated.stdout, evaluated.stderr
+
+
+def test_the_progress_bar_prints_steps_as_integers(tmp_path):
+    result = run_cli("--total-steps", "10000", "--learning-starts", "20000", "--buffer-size", "20000", "--eval-every", "0",
+                     "--ckpt-every", "1000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "step=10000" in result.stderr and "e+" not in result.stderr.replace("\r", "\n").splitlines()[-1]
