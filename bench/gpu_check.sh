@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU checks in one script, for any CUDA machine with the project's requirements installed (a CUDA build
-# of torch): the CUDA tests (the update on the GPU, the CUDA graph against the plain update, exact resume
-# after SIGKILL on CUDA), the update alone, and training throughput against Stable-Baselines3 on the GPU and,
-# for scale, on the same machine's CPU. Each step has its own time limit and writes its output to
+# The GPU checks in one script, for any CUDA machine with the package and its test and bench extras installed
+# (a CUDA build of torch first, then pip install -e ".[test,bench]"): the CUDA tests (the update on the GPU, the
+# CUDA graph against the plain update, exact resume after SIGKILL on CUDA), the update alone, and training
+# throughput against Stable-Baselines3 on the GPU and, for scale, on the same machine's CPU. Each step has its own time limit and writes its output to
 # $OUT/NAME.txt as it goes, so a step that runs over loses only itself. docs/BENCHMARKS.md, "GPU", reads them.
 #
 #   OUT=/tmp/gpu bash bench/gpu_check.sh                        # every step

@@ -4,7 +4,7 @@ For each seed, ours runs the real training command (``Train_Robot6.py``) for ``-
 budget, with ``--save-every-steps`` checkpoints, at its env's preset and ``--set`` (evaluation during training
 off unless set): the first episode end at or past each budget is that budget's checkpoint (exactly the budget
 when episodes have a fixed length that divides it; its step count is in the table when not, e.g. for envs that
-end an episode on success). The peers (``--trainer sb3``/``tqc``, ``pip install -r requirements-bench.txt``)
+end an episode on success). The peers (``--trainer sb3``/``tqc``, ``pip install -e ".[bench]"``)
 train through ``bench.peers`` with the same settings (``bench.peers`` says which), saving their model at every
 budget. Each budget's deterministic policy is evaluated on ``--eval-episodes`` fresh episodes (the same goals
 for every trainer) and a markdown table is printed, with the training wall time to reach each budget (process

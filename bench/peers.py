@@ -1,5 +1,5 @@
 """The peers we measure against, built from our ``Config`` in one place: Stable-Baselines3's SAC and sb3-contrib's
-TQC (``pip install -r requirements-bench.txt``), with hindsight relabelling on goal envs as ours.
+TQC (``pip install -e ".[bench]"``), with hindsight relabelling on goal envs as ours.
 
 ``make_peer`` gives a model with the same network, batch, buffer, learning rate, gamma, tau, initial entropy
 coefficient, learning_starts and update-to-data ratio as a ``Config``, and SB3's ``HerReplayBuffer`` ("future"

@@ -17,7 +17,7 @@ timed from its training start to its training end). The figure is the median of 
 Garbage is collected between blocks, untimed; SB3 shares our process settings (denormals flushed, freed
 memory kept).
 
-    pip install -r requirements-bench.txt
+    pip install -e ".[bench]"
     python -m bench.speed                              # Robot6Reach-v0, 3 pairs
     python -m bench.speed --env Pendulum-v1 --repeats 5 --threads 1
     python -m bench.speed --extra updates_every=8      # Config fields for our trainer only
@@ -233,7 +233,7 @@ def main() -> int:
         try:
             import stable_baselines3  # noqa: F401
         except ImportError:
-            sys.exit("error: measuring Stable-Baselines3 needs it installed: pip install -r requirements-bench.txt "
+            sys.exit("error: measuring Stable-Baselines3 needs it installed: pip install -e \".[bench]\" "
                      "(or --only ours)")
     try:
         extra = parse_settings(args.extra, "--extra")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import ROOT, child_env
+from bench import TRAIN, child_env
 from robot6.errors import CheckpointError
 from robot6.run import checkpoint as ckpt
 from robot6.run.logger import read_csv_rows
@@ -96,7 +96,7 @@ def torture(
     checkpoint_dir, log_dir = workdir / "checkpoints", workdir / "runs"
     env = child_env(PYTHONUNBUFFERED="1")
     report = TortureReport()
-    base = [sys.executable, str(ROOT / "Train_Robot6.py"), "--episodes", str(episodes), *train_args]
+    base = [sys.executable, str(TRAIN), "--episodes", str(episodes), *train_args]
     for cycle in range(cycles):
         cmd = base + (["--resume"] if cycle > 0 else [])
         before = _pointer_episode(checkpoint_dir)

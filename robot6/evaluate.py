@@ -78,7 +78,7 @@ def check_video_path(path: Path) -> None:
     if path.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         # Without it imageio picks another writer for .mp4 (its TIFF writer) and fails.
         raise ConfigError(f"--video {path}: writing .mp4 needs the imageio-ffmpeg package "
-                          "(pip install -r requirements.txt); or record a .gif")
+                          "(pip install imageio-ffmpeg; it comes with robot6); or record a .gif")
     if not path.resolve().parent.is_dir():
         raise ConfigError(f"--video {path}: the folder {path.parent} does not exist")
     existed = path.exists()

@@ -65,7 +65,7 @@ def export(checkpoint: Path, fmt: str, out: Path) -> None:
             try:
                 import onnxscript  # noqa: F401  (the exporter needs it)
             except ImportError:
-                raise ConfigError("--format onnx needs the packages onnx and onnxscript: pip install -r requirements.txt") from None
+                raise ConfigError("--format onnx needs the packages onnx and onnxscript: pip install onnx onnxscript (both come with robot6)") from None
             # The exporter warns about torchvision ops and its own internals; none of it concerns this model.
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             with warnings.catch_warnings():

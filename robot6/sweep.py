@@ -7,7 +7,7 @@
 
 A trial is one run per seed under ``sweeps/STUDY/trial_N/seed_K/`` (checkpoints, TensorBoard, CSV), trained
 for ``--budget`` env steps with the env's preset and the trial's parameters (the search space is the
-``search`` table of presets.toml) and evaluated ``--evals`` times on the deterministic policy; its value is
+``search`` table of robot6/presets.toml) and evaluated ``--evals`` times on the deterministic policy; its value is
 the mean over seeds of the last evaluation (success rate on goal envs, else mean return), and each
 evaluation is reported for pruning. Storage: a journal file ``sweeps/STUDY/journal.log`` by default (no
 server; processes on one machine or on machines sharing the folder), or ``--storage`` an Optuna RDB URL
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune-after", type=int, default=5, help="finished trials before the median pruner acts (default: 5)")
     p.add_argument("--grace", type=int, default=GRACE_S, metavar="SECONDS",
                    help=f"a trial whose worker has been silent this long is taken as dead and queued again (default: {GRACE_S})")
-    p.add_argument("--presets", default=None, metavar="PATH", help="presets file with the search space (default: presets.toml)")
+    p.add_argument("--presets", default=None, metavar="PATH", help="presets file with the search space (default: robot6/presets.toml)")
     p.add_argument("--sweeps-dir", default="sweeps", metavar="PATH", help="folder of the studies (default: sweeps)")
     p.add_argument("--best", action="store_true", help="print the top trials and the command that trains the best")
     p.add_argument("--plot", action="store_true", help="write history.png and importances.png in the study's folder")

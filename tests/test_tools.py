@@ -154,7 +154,7 @@ def test_export_matches_the_pytorch_policy(run, tmp_path, fmt, suffix):
 
 
 def test_wandb_offline_resume_keeps_one_run_id(tmp_path):
-    pytest.importorskip("wandb", reason="wandb is optional: pip install -r requirements-wandb.txt")
+    pytest.importorskip("wandb", reason="wandb is optional: pip install -e .[wandb]")
     import os
 
     env = dict(cli_env(), WANDB_MODE="offline", WANDB_SILENT="true")
@@ -191,7 +191,7 @@ def test_bench_speed_in_process(tmp_path):
     trainer's public API) measures both sides every round; a bad combination is a one-line error."""
     import re
 
-    pytest.importorskip("stable_baselines3", reason="a benchmark dependency: pip install -r requirements-bench.txt")
+    pytest.importorskip("stable_baselines3", reason="a benchmark dependency: pip install -e .[bench]")
     small = ["--hidden", "16", "16", "--batch-size", "32", "--learning-starts", "60", "--buffer-size", "10000",
              "--threads", "1", "--extra", "her=false"]
     out = subprocess.run([sys.executable, "-m", "bench.speed", *small, "--in-process", "--rounds", "2",
@@ -208,7 +208,7 @@ def test_bench_speed_in_process(tmp_path):
 
 
 def test_bench_speed_without_sb3_is_a_clear_error(tmp_path):
-    """bench/speed.py measures SB3 only where requirements-bench.txt is installed: without it (here an SB3 whose
+    """bench/speed.py measures SB3 only where the bench extra is installed: without it (here an SB3 whose
     import fails, put first on the path), a one-line error that says what to install, not a traceback."""
     shim = tmp_path / "shim" / "stable_baselines3"
     shim.mkdir(parents=True)
@@ -218,7 +218,7 @@ def test_bench_speed_without_sb3_is_a_clear_error(tmp_path):
     for mode in ([], ["--in-process"]):
         result = subprocess.run([sys.executable, "-m", "bench.speed", *mode], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode != 0 and "pip install -r requirements-bench.txt" in result.stderr, result.stderr
+        assert result.returncode != 0 and 'pip install -e ".[bench]"' in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     # Ours alone needs no SB3; too few steps to time a whole learning episode is a message too.
     result = subprocess.run([sys.executable, "-m", "bench.speed", "--only", "ours", "--steps", "10",
@@ -301,7 +301,7 @@ def test_learn_on_an_env_without_success_prints_no_success_column_and_plots_the_
 
 
 def test_learn_runs_sb3_and_tqc_as_peers_and_reports_a_peer_stopped_by_its_time_limit(tmp_path):
-    pytest.importorskip("sb3_contrib", reason="a benchmark dependency: pip install -r requirements-bench.txt")
+    pytest.importorskip("sb3_contrib", reason="a benchmark dependency: pip install -e .[bench]")
     learn = subprocess.run(
         [sys.executable, "-m", "bench.learn", "--trainer", "sb3", "tqc", "--steps", "200", "800", "--seeds", "0",
          "--eval-episodes", "2", "--jobs", "2", "--peer-time-limit", "15", "--set", "hidden=16,16", "batch_size=16",

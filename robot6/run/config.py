@@ -1,6 +1,6 @@
 """The one configuration object of a run.
 
-``Config`` holds every hyperparameter, path and cadence. ``Train_Robot6.py`` builds its command line from
+``Config`` holds every hyperparameter, path and cadence. ``robot6.train`` builds its command line from
 these fields (the ``help`` metadata is the ``--help`` text), everything below receives the ``Config``
 explicitly, and ``to_dict()`` goes into every checkpoint and into ``runs/<run>/config.json``.
 """
@@ -31,7 +31,7 @@ URDF_ENVS = ("Robot6Reach-v0",)
 @dataclass
 class Config:
     """Everything that defines a training run. The defaults here are Robot6Reach-v0's; a run starts from its
-    env's preset (``robot6.run.presets``, ``presets.toml``) in the fields a preset sets."""
+    env's preset (``robot6.run.presets``, ``robot6/presets.toml``) in the fields a preset sets."""
 
     env_id: str = _opt("Robot6Reach-v0", "gymnasium environment id; any env with Box observation and action spaces", flag="--env")
     urdf: str | None = _opt(None, "Robot6Reach-v0 on any arm: its URDF file (as given, else inside pybullet_data, e.g. kuka_iiwa/model.urdf); the action has one dimension per movable joint from the base to the end effector", metavar="PATH")
@@ -61,13 +61,13 @@ class Config:
     init_alpha: float = _opt(0.1, "initial entropy temperature, tuned automatically towards entropy -act_dim")
     eval_every: int = _opt(5000, "evaluate the deterministic policy every N env steps (at the first episode end past each multiple) on its own env and seeds; best.pth is then the checkpoint of the best mean evaluation return (before the first evaluation, of the best exploring episode); 0: no evaluation, best.pth by the exploring episodes' return")
     eval_episodes: int = _opt(20, "episodes per evaluation, each on a fresh goal")
-    presets: str | None = _opt(None, "a fresh run's settings from this presets file instead of presets.toml (e.g. the one python -m robot6.sweep STUDY --best writes)", metavar="PATH")
+    presets: str | None = _opt(None, "a fresh run's settings from this presets file instead of robot6/presets.toml (e.g. the one robot6-sweep STUDY --best writes)", metavar="PATH")
     checkpoint_dir: str = _opt("checkpoints", "folder holding one sub-folder of checkpoints per run")
     log_dir: str = _opt("runs", "folder holding one sub-folder of TensorBoard events and training.csv per run")
     ckpt_every: int = _opt(50, "also keep ckpt_ep_N.pth every N episodes (latest.pth is written every episode)")
     save_every_steps: int | None = _opt(None, "also keep ckpt_step_S.pth at the first episode end past every multiple of N env steps")
     keep_last: int | None = _opt(None, "keep only the newest K periodic checkpoints (ckpt_ep_*, ckpt_step_*); latest.pth and best.pth always stay")
-    wandb: str | None = _opt(None, "also log to this Weights & Biases project (pip install -r requirements-wandb.txt); --resume continues the same W&B run")
+    wandb: str | None = _opt(None, "also log to this Weights & Biases project (needs the wandb package); --resume continues the same W&B run")
     resume: bool = _opt(False, "continue the newest run from its newest valid checkpoint (or start fresh if none)")
     resume_ckpt: str | None = _opt(None, "with --resume: continue from this checkpoint file instead (e.g. best.pth)")
 
@@ -111,7 +111,7 @@ class Config:
         if self.accept_urdf_change and not (self.resume and self.urdf is not None):
             raise ConfigError("--accept-urdf-change needs --resume and --urdf PATH (the URDF to continue with)")
         if self.resume_ckpt is not None and not self.resume:
-            raise ConfigError("--resume-ckpt needs --resume (python Train_Robot6.py --resume --resume-ckpt PATH)")
+            raise ConfigError("--resume-ckpt needs --resume (--resume --resume-ckpt PATH)")
 
     def env_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set."""

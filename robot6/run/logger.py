@@ -116,7 +116,7 @@ class RunLogger:
         try:
             import wandb
         except ImportError:
-            raise ConfigError("--wandb needs the wandb package: pip install -r requirements-wandb.txt") from None
+            raise ConfigError("--wandb needs the wandb package: pip install wandb (or the extra: pip install \".[wandb]\" in a checkout)") from None
         self.wandb_run_id = self.wandb_run_id or secrets.token_hex(4)  # not from `random`: the run's RNGs stay untouched
         python_rng = random.getstate()
         self._wandb = wandb.init(

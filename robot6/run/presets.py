@@ -1,4 +1,4 @@
-"""Per-env settings (``presets.toml`` at the repository root): a fresh run of ``--env X`` starts from
+"""Per-env settings (``robot6/presets.toml``, shipped inside the package): a fresh run of ``--env X`` starts from
 ``[default]``, then X's table, then the flags given. A resumed run takes its settings from its checkpoint."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def preset_for(env_id: str, path: Path = PRESETS_FILE) -> tuple[str, dict[str, A
 def apply_preset(config: Config, given: set[str], path: Path | None = None) -> tuple[Config, str]:
     """``config`` with its env's preset in every field of ``PRESET_FIELDS`` not in ``given``, and one line
     that says where each setting came from (the preset, or the flags given). The presets file is ``path``,
-    else ``config.presets``, else ``presets.toml``."""
+    else ``config.presets``, else ``robot6/presets.toml``."""
     path = Path(path or config.presets or PRESETS_FILE)
     name, values = preset_for(config.env_id, path)
     taken = {k: v for k, v in values.items() if k not in given}
