@@ -102,7 +102,7 @@ def test_compare_helpers():
     np.testing.assert_allclose(compare.smooth(np.array([0.0, 2.0, 4.0, 6.0]), 2), [0.0, 1.0, 3.0, 5.0])
 
 
-def test_inspect_lists_runs_and_invalid_files_without_changing_anything(run, tmp_path, capsys):
+def test_show_lists_runs_and_invalid_files_without_changing_anything(run, tmp_path, capsys):
     shutil.copytree(run / "checkpoints", tmp_path / "checkpoints")
     folder = ckpt_dir(tmp_path)
     (folder / "corrupt.pth").write_bytes(b"\x00garbage")

@@ -113,7 +113,7 @@ def flush_denormals(flush: bool = True) -> bool:
     Adam's moments of weights whose gradient stays zero (ReLU units that never fire) decay geometrically into
     the denormal range within a few thousand updates, and arithmetic on denormals is tens of times slower on
     x86. Flushed, the network weights come out bit for bit the same: only those moments differ, 0 instead of
-    ~1e-40, and an Adam step of lr * 1e-40 / 1e-8 changes no float32 weight (tests/test_runtime.py).
+    ~1e-40, and an Adam step of lr * 1e-40 / 1e-8 changes no float32 weight (tests/test_process.py).
     """
     return torch.set_flush_denormal(flush)
 
