@@ -36,7 +36,9 @@ def resume_command(config: Config, run_dir: Path) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``42.3 s``, ``3 min 20 s``, ``2 h 05 min``."""
+    """``0.42 s``, ``42.3 s``, ``3 min 20 s``, ``2 h 05 min``."""
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes = int(seconds // 60)
