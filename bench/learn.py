@@ -153,7 +153,7 @@ def train_all(plan: Plan) -> None:
 
     def train(trainer: str, seed: int) -> None:
         command = training_command(plan, trainer, seed)
-        print("$", " ".join(command), flush=True)
+        print("$ " + " ".join(command), flush=True)  # one write: the pool's threads print side by side
         log_path = plan.workdir / f"train_{trainer}_s{seed}.log"
         with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) as proc:
             running.add(proc)
@@ -239,9 +239,24 @@ def trainer_name(trainer: str) -> str:
     return "ours" if trainer == "ours" else PEERS[trainer]
 
 
+def failing_seeds(results: Results, mean_above: float = 0.5, seed_below: float = 0.1) -> list[str]:
+    """One line per trainer and budget where the mean success has passed ``mean_above`` while a seed is still
+    below ``seed_below``: a run that failed, hidden in a good mean."""
+    lines = []
+    for t, by_budget in results.items():
+        for b, rs in sorted(by_budget.items()):
+            low = [r for r in rs if r["success_rate"] < seed_below]
+            if rs and low and np.mean([r["success_rate"] for r in rs]) > mean_above:
+                seeds = ", ".join(f"seed {r['seed']} at {r['success_rate']:.0%}" for r in low)
+                lines.append(f"FAILING SEEDS: {trainer_name(t)} at {b:,} steps: {seeds}, while the mean is "
+                             f"{np.mean([r['success_rate'] for r in rs]):.0%}")
+    return lines
+
+
 def report(plan: Plan, results: Results) -> None:
-    """The markdown table (per budget: mean and per-seed success and return, wall time), and the first budget
-    where each trainer's mean success reaches ``SUCCESS_TARGET``, with the ratio of the times to it."""
+    """The markdown table (per budget: mean, lowest and per-seed success and return, wall time), the seeds that
+    failed where the mean did not (``failing_seeds``), and the first budget where each trainer's mean success
+    reaches ``SUCCESS_TARGET``, with the ratio of the times to it."""
     args, budgets, trainers = plan.args, plan.budgets, plan.trainers
     sb3_text = f"; SB3 with {' '.join(args.sb3_set)}" if args.sb3_set and "sb3" in trainers else ""
     print(f"\n{args.env}{(' on ' + args.urdf) if args.urdf else ''}; settings: {' '.join(args.set) or 'defaults'}{sb3_text}; "
@@ -252,10 +267,11 @@ def report(plan: Plan, results: Results) -> None:
     has_distance = all(np.isfinite(r["mean_final_distance"]) for r in every)
     off_budget = any(r["step"] != b for t in trainers for b in budgets for r in results[t][b])
     head = "| trainer | env steps |" + (" checkpoint steps per seed |" if off_budget else "")
-    head += " success rate (mean) | per seed |" if has_success else ""
+    head += " success rate (mean) | lowest seed | per seed |" if has_success else ""
     head += " mean final distance (m) |" if has_distance else ""
-    print(head + " mean return | per seed | training wall time (s, mean) |")
-    print("|" + " --- |" * (head.count("|") + 2))
+    head += " mean return |" + ("" if has_success else " lowest seed |") + " per seed | training wall time (s, mean) |"
+    print(head)
+    print("|" + " --- |" * (head.count("|") - 1))
     for t in trainers:
         for b in budgets:
             rs = results[t][b]
@@ -272,14 +288,21 @@ def report(plan: Plan, results: Results) -> None:
             if off_budget:
                 cells.append(per_seed(lambda x: f"{x:,}", "step"))
             if has_success:
-                cells += [f"{np.mean([r['success_rate'] for r in rs]):.0%}{short}", per_seed(lambda x: f"{x:.0%}", "success_rate")]
+                low = min(rs, key=lambda r: r["success_rate"])
+                cells += [f"{np.mean([r['success_rate'] for r in rs]):.0%}{short}", f"{low['success_rate']:.0%} (seed {low['seed']})",
+                          per_seed(lambda x: f"{x:.0%}", "success_rate")]
             if has_distance:
                 cells.append(f"{np.mean([r['mean_final_distance'] for r in rs]):.3f}")
-            cells += [f"{np.mean([r['mean_return'] for r in rs]):.1f}{short}", per_seed(lambda x: f"{x:.0f}", "mean_return"),
-                      f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
+            cells.append(f"{np.mean([r['mean_return'] for r in rs]):.1f}{short}")
+            if not has_success:
+                low = min(rs, key=lambda r: r["mean_return"])
+                cells.append(f"{low['mean_return']:.1f} (seed {low['seed']})")
+            cells += [per_seed(lambda x: f"{x:.0f}", "mean_return"), f"{np.mean([r['wall_s'] for r in rs]):.0f}"]
             print("| " + " | ".join(cells) + " |")
     if not has_success:
         return
+    for line in failing_seeds(results):
+        print(line)
     print(f"\nfirst budget with >= {SUCCESS_TARGET:.0%} mean success, and the mean training wall time to it:")
     reached = {}
     for t in trainers:

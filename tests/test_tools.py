@@ -268,7 +268,7 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
                  "--workdir", str(tmp_path / "learn"), "--set", "hidden=16,16", "batch_size=16", "learning_starts=60",
                  "buffer_size=2000")
     assert learn.returncode == 0, learn.stderr[-2000:] + learn.stdout[-2000:]
-    assert "nan" not in learn.stdout and "checkpoint steps per seed" in learn.stdout
+    assert "nan" not in learn.stdout and "checkpoint steps per seed" in learn.stdout and "| lowest seed |" in learn.stdout
     row = next(ln for ln in learn.stdout.splitlines() if ln.startswith("| ours | 130 |"))
     step = int(row.split("|")[3].strip().replace(",", ""))
     assert 130 <= step < 130 + 50 and step in {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "learn").rglob("ckpt_step_*.pth")}
@@ -284,6 +284,18 @@ def test_a_third_party_goal_env_trains_evaluates_and_runs_through_learn(tmp_path
     assert (tmp_path / "learn" / "train_ours_s0.log").stat().st_mtime_ns == trained_log  # nothing trained
     missing = call("-m", "bench.learn", "--env", ENV_ID, "--workdir", str(tmp_path / "nothing"), "--no-train")
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("error: --no-train evaluates")
+
+
+def test_learn_names_a_failed_seed_that_a_good_mean_hides():
+    from bench.learn import failing_seeds
+
+    def run(seed, success):
+        return {"seed": seed, "success_rate": success}
+
+    results = {"ours": {50_000: [run(0, 0.5), run(1, 0.0), run(2, 0.4)],  # the mean has not passed 50%: no line
+                        100_000: [run(0, 0.95), run(1, 0.05), run(2, 0.9)]},
+               "sb3": {100_000: [run(0, 0.9), run(1, 0.8)]}}
+    assert failing_seeds(results) == ["FAILING SEEDS: ours at 100,000 steps: seed 1 at 5%, while the mean is 63%"]
 
 
 def test_learn_on_an_env_without_success_prints_no_success_column_and_plots_the_return(tmp_path):
