@@ -324,3 +324,20 @@ def test_learn_runs_sb3_and_tqc_as_peers_and_reports_a_peer_stopped_by_its_time_
     assert "| SB3 SAC 2.9.2 | 200 |" in learn.stdout and "nan" not in learn.stdout
     stopped = [ln for ln in learn.stdout.splitlines() if ln.startswith("tqc seed 0: stopped at")]
     assert len(stopped) == 1 and "steps/s learning" in stopped[0] and "would take" in stopped[0], learn.stdout[-2000:]
+
+
+def test_diagnose_tabulates_a_run_s_history_from_its_files(short_run, capsys):
+    """bench.diagnose: per window of env steps, the exploring success, alpha, entropy, Q and critic loss, and how
+    often the achieved goal moved (Reach's flange moves every step); a folder with no run is one line."""
+    from bench import diagnose
+
+    (log_dir,) = (short_run / "runs").iterdir()
+    assert diagnose.main([str(log_dir), "--checkpoints", str(short_run / "checkpoints" / log_dir.name), "--window", "100"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("| env steps | success | alpha | entropy | q | critic loss | goal moved (episodes) | "
+                        "goal moved (steps) |")
+    rows = [ln.split(" | ") for ln in lines[2:]]
+    assert [r[0] for r in rows] == ["| 100", "| 200"]
+    assert all(r[-2] == "100%" for r in rows) and rows[1][2] != ""  # learning from step 60: alpha logged by 200
+    with pytest.raises(SystemExit, match="no TensorBoard scalars"):
+        diagnose.main([str(short_run)])
