@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=command("train"),
         description="Train Soft Actor-Critic on a 6-DOF robot arm (PyBullet). Checkpoints every episode; "
         "--resume continues exactly where a run stopped. A new run's learning settings come from its env's "
-        "preset (robot6/presets.toml: a table per env, [default] for any other), flags given here win. On resume, "
+        "preset (robot6/presets.toml: a table per env, [goal_env] for any other goal env, [default] for the rest), flags given here win. On resume, "
         "settings come from the checkpoint unless given again here (flags given now win, and each change is "
         "reported).",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 from conftest import FAST, run_cli
+from robot6_test_envs import ENV_ID
 
 from robot6.errors import ConfigError
 from robot6.run import checkpoint as ckpt
@@ -22,9 +23,10 @@ def test_the_default_env_preset_is_configs_defaults():
 
 def test_every_table_is_a_valid_config():
     for name in load_presets():
-        env_id = "AnyOther-v0" if name == "default" else name
-        config, _ = apply_preset(Config(env_id=env_id), set())
+        env_id = {"default": "MountainCarContinuous-v0", "goal_env": ENV_ID}.get(name, name)
+        config, line = apply_preset(Config(env_id=env_id), set())
         config.validate()
+        assert f"preset [{name}]" in line
 
 
 @pytest.mark.parametrize("env_id, expected", [
@@ -42,6 +44,24 @@ def test_an_env_gets_its_table_over_default_and_flags_win(env_id, expected):
     assert line.startswith(f"[CONFIG] {env_id}: preset [{table}] (") and line.endswith("given: --lr 0.005")
     from_preset = line.split("(", 1)[1].split(")")[0].split(", ")
     assert not any(item.startswith("lr ") for item in from_preset)  # a given flag is not the preset's
+
+
+def test_a_goal_env_with_no_table_starts_from_the_goal_env_table_and_says_so():
+    """A third-party goal env (Dict observation, no table of its own) learns manipulation settings, not the
+    MuJoCo ones of [default]; an env without goals still gets [default]."""
+    tables = load_presets()
+    config, line = apply_preset(Config(env_id=ENV_ID), set())
+    assert line.startswith(f"[CONFIG] {ENV_ID}: preset [goal_env] for a goal env with no table of its own (")
+    assert tables["goal_env"] != tables["default"]
+    for field in PRESET_FIELDS:
+        assert getattr(config, field) == tables["goal_env"].get(field, tables["default"].get(field, getattr(Config(), field))), field
+    _, line = apply_preset(Config(env_id="MountainCarContinuous-v0"), set())
+    assert "preset [default] (" in line
+
+
+def test_an_env_that_cannot_be_made_is_one_clear_error():
+    with pytest.raises(ConfigError, match="--env NoSuchEnv-v0: cannot make this environment"):
+        apply_preset(Config(env_id="NoSuchEnv-v0"), set())
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,10 +1,12 @@
 """Per-env settings (``robot6/presets.toml``, shipped inside the package): a fresh run of ``--env X`` starts from
-``[default]``, then X's table, then the flags given. A resumed run takes its settings from its checkpoint."""
+``[default]``, then X's table (for a goal env with no table of its own, the ``[goal_env]`` table), then the
+flags given. A resumed run takes its settings from its checkpoint."""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from robot6.errors import ConfigError
 from robot6.run.config import Config, flag_of, value_text
 
 PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
+# The table of any goal env (Dict observation/achieved_goal/desired_goal, or goal slices) without one of its own.
+GOAL_TABLE = "goal_env"
 # What a preset may set: how a run learns and is evaluated, not where it writes or how long it runs.
 PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_delay", "updates_every", "learning_starts",
                  "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos")
@@ -39,11 +43,31 @@ def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
     return tables
 
 
-def preset_for(env_id: str, path: Path = PRESETS_FILE) -> tuple[str, dict[str, Any]]:
-    """The preset of ``env_id`` (its table over ``[default]``) and its name (``env_id`` or ``default``)."""
+def preset_for(env_id: str, path: Path = PRESETS_FILE, goal_env: Callable[[], bool] | None = None) -> tuple[str, dict[str, Any]]:
+    """The preset of ``env_id`` (a table over ``[default]``) and the table's name: ``env_id``'s own; else, when
+    the file has a ``[goal_env]`` table and ``goal_env()`` (asked only then) says the env is a goal env, that one;
+    else ``default``."""
     tables = load_presets(path)
-    name = env_id if env_id in tables and env_id != "default" else "default"
+    if env_id in tables and env_id not in ("default", GOAL_TABLE):
+        name = env_id
+    elif GOAL_TABLE in tables and goal_env is not None and goal_env():
+        name = GOAL_TABLE
+    else:
+        name = "default"
     return name, {**tables["default"], **(tables[name] if name != "default" else {})}
+
+
+def is_goal_env(config: Config) -> bool:
+    """Whether the env of ``config`` has goals HER can relabel (it is made once to look; ``ConfigError`` if it
+    cannot be)."""
+    from robot6.envs.factory import make_env
+    from robot6.envs.goals import goal_spec
+
+    env = make_env(config.env_id, **config.env_kwargs())
+    try:
+        return goal_spec(env) is not None
+    finally:
+        env.close()
 
 
 def apply_preset(config: Config, given: set[str], path: Path | None = None) -> tuple[Config, str]:
@@ -51,7 +75,7 @@ def apply_preset(config: Config, given: set[str], path: Path | None = None) -> t
     that says where each setting came from (the preset, or the flags given). The presets file is ``path``,
     else ``config.presets``, else ``robot6/presets.toml``."""
     path = Path(path or config.presets or PRESETS_FILE)
-    name, values = preset_for(config.env_id, path)
+    name, values = preset_for(config.env_id, path, lambda: is_goal_env(config))
     taken = {k: v for k, v in values.items() if k not in given}
     try:
         result = dataclasses.replace(config, **taken)
@@ -60,6 +84,7 @@ def apply_preset(config: Config, given: set[str], path: Path | None = None) -> t
     shown = ", ".join(f"{k} {value_text(v)}" for k, v in taken.items())
     flags = ", ".join(f"{flag_of(k)} {value_text(getattr(config, k))}" for k in sorted(given & set(PRESET_FIELDS)))
     where = "" if path == PRESETS_FILE else f" of {path}"
-    line = f"[CONFIG] {config.env_id}: preset [{name}]{where} ({shown})" + (f"; given: {flags}" if flags else "")
+    why = " for a goal env with no table of its own" if name == GOAL_TABLE else ""
+    line = f"[CONFIG] {config.env_id}: preset [{name}]{where}{why} ({shown})" + (f"; given: {flags}" if flags else "")
     return result, line
 
