@@ -35,8 +35,10 @@ def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     for item in items:
         key, equals, text = item.lstrip("-").partition("=")
         key = key.replace("-", "_")
-        if not equals or key not in types:
-            raise ConfigError(f"{option} {item}: {key} is not a setting=value (robot6-train --help lists the settings)")
+        if not equals:
+            raise ConfigError(f"{option} {item}: give it as SETTING=VALUE, e.g. lr=3e-4")
+        if key not in types:
+            raise ConfigError(f"{option} {item}: {key} is not a setting (robot6-train --help lists them)")
         kind = types[key]
         try:
             if kind == "bool":
