@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from robot6.envs.factory import make_env
 from robot6.envs.tasks.pick_and_place import GOAL_MAX_HEIGHT, PICK_OBS_DIM, scripted_pick
-from robot6.envs.tasks.push import CUBE_HALF, SUCCESS_DISTANCE
+from robot6.envs.tasks.push import CUBE_HALF, OBS_DIM, SUCCESS_DISTANCE
 from robot6.run import checkpoint as ckpt
 from robot6.run.config import Config
 from robot6.run.loop import Trainer
@@ -44,10 +44,10 @@ def test_spaces_and_the_env_checker():
         check_env(e.unwrapped, skip_render_check=True)
         assert e.action_space.shape == (4,) and e.observation_space["observation"].shape == (PICK_OBS_DIM,)
         obs, _ = e.reset(seed=0)
-        assert obs["observation"][21] == 0.0 and obs["observation"][22] == pytest.approx(0.082, abs=0.003)  # open
+        assert obs["observation"][OBS_DIM] == 0.0 and obs["observation"][OBS_DIM + 1] == pytest.approx(0.082, abs=0.003)  # open
         for _ in range(5):
             obs, *_ = e.step(np.array([0, 0, 0, 1], dtype=np.float32))
-        assert obs["observation"][21] == pytest.approx(0.85) and obs["observation"][22] < 0.01  # closed on nothing
+        assert obs["observation"][OBS_DIM] == pytest.approx(0.85) and obs["observation"][OBS_DIM + 1] < 0.01  # closed on nothing
     finally:
         e.close()
 

@@ -41,7 +41,7 @@ PICK_OBS_DIM = OBS_DIM + 2  # the finger command (rad) and the finger width (m)
 class Robot6PickAndPlaceEnv(Robot6PushEnv):
     """Pick a cube up and place it at a goal.
 
-    Observation: ``observation`` (float32, 23): Push's 21 (fingertip position and velocity, cube position,
+    Observation: ``observation`` (float32, 26): Push's 24 (fingertip position and velocity, cube position,
     orientation, velocities, position relative to the fingertips), the finger command (rad, 0 open to 0.85
     closed) and the finger width (m, 0.082 open); ``achieved_goal`` the cube's position, ``desired_goal`` the
     goal: on the ground for ``GROUND_GOALS`` of the episodes, else up to ``GOAL_MAX_HEIGHT`` above it.
@@ -118,7 +118,7 @@ def scripted_pick(obs: dict[str, np.ndarray]) -> np.ndarray:
     carry the cube to the goal. The finger command in the observation is its memory of having closed. It
     shows that the gripper holds the cube, and it is a source of demonstrations."""
     o, goal = obs["observation"], obs["desired_goal"]
-    tip, cube, closed, width = o[:3], o[6:9], o[21] > GRIPPER_CLOSED / 2, o[22]
+    tip, cube, closed, width = o[:3], o[6:9], o[OBS_DIM] > GRIPPER_CLOSED / 2, o[OBS_DIM + 1]
     offset = cube - tip
     between = np.linalg.norm(offset[:2]) < 0.02 and -0.04 < offset[2] < 0.035  # the cube between the pads
     # The grip has closed on it (not on nothing); it may slide a little along the pads while carried.

@@ -37,9 +37,12 @@ TIP_LOW = np.array([0.20, -0.30, 0.025])
 TIP_HIGH = np.array([0.70, 0.30, 0.12])
 TIP_START = (0.45, 0.0, 0.06)
 SUCCESS_DISTANCE = 0.05  # m
-# Fingertip position and velocity, cube position, orientation (Euler), linear and angular velocity, and the
-# cube's position relative to the fingertips.
-OBS_DIM = 21
+# Fingertip position and velocity, cube position, orientation (the first two columns of its rotation matrix:
+# continuous and within [-1, 1], where Euler angles jump by 2 pi), linear velocity, angular velocity per control
+# step (rad; in rad/s a knocked cube spins at up to 20, a hundred times the positions' scale), and the cube's
+# position relative to the fingertips.
+OBS_DIM = 24
+CONTROL_PERIOD = CUBE_SUBSTEPS / CUBE_PHYSICS_HZ  # s per env step
 
 
 def cube_goal_space(obs_dim: int) -> spaces.Dict:
@@ -58,9 +61,9 @@ def cube_goal_space(obs_dim: int) -> spaces.Dict:
 class Robot6PushEnv(ArmTaskEnv):
     """Push a cube to a goal on the ground; the gripper is held closed.
 
-    Observation: ``observation`` (float32, 21): fingertip position (3, m) and velocity (3, m/s), cube position
-    (3), orientation (3, Euler angles, rad), linear velocity (3), angular velocity (3) and position relative to
-    the fingertips (3);
+    Observation: ``observation`` (float32, 24): fingertip position (3, m) and velocity (3, m/s), cube position
+    (3), orientation (6: the first two columns of its rotation matrix), linear velocity (3, m/s), angular
+    velocity per control step (3, rad: rad/s times ``CONTROL_PERIOD``) and position relative to the fingertips (3);
     ``achieved_goal``: the cube's position (3); ``desired_goal``: the goal (3, on the ground at the cube's
     height). Action: ``Box(-1, 1, (3,))``: the fingertips' target moves by up to ``TIP_ACTION_SCALE`` m per axis
     from where they are, clipped to ``TIP_LOW``/``TIP_HIGH`` (above the ground), reached through inverse
@@ -106,7 +109,7 @@ class Robot6PushEnv(ArmTaskEnv):
         client = {"physicsClientId": sim._client}
         self._cube_pose = functools.partial(pybullet.getBasePositionAndOrientation, self._cube, **client)
         self._cube_velocity = functools.partial(pybullet.getBaseVelocity, self._cube, **client)
-        self._euler = functools.partial(pybullet.getEulerFromQuaternion, **client)
+        self._matrix = functools.partial(pybullet.getMatrixFromQuaternion, **client)
         self._goal = np.array([*REGION_HIGH, CUBE_HALF])
         self._obs: dict[str, np.ndarray] | None = None
 
@@ -186,7 +189,9 @@ class Robot6PushEnv(ArmTaskEnv):
         linear, angular = self._cube_velocity()
         tip = (base[0], base[1], base[2] - FINGERTIP_DEPTH)
         relative = (cube[0] - tip[0], cube[1] - tip[1], cube[2] - tip[2])
-        observation = np.array([*tip, *velocity, *cube, *self._euler(quaternion), *linear, *angular, *relative],
+        m = self._matrix(quaternion)  # row-major 3x3
+        turn = (angular[0] * CONTROL_PERIOD, angular[1] * CONTROL_PERIOD, angular[2] * CONTROL_PERIOD)
+        observation = np.array([*tip, *velocity, *cube, m[0], m[3], m[6], m[1], m[4], m[7], *linear, *turn, *relative],
                                dtype=np.float32)
         self._obs = obs = {
             "observation": observation,
