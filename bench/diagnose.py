@@ -4,11 +4,14 @@
   entropy, Q and critic loss (a Q far outside what the rewards allow, or a critic loss that grows by orders of
   magnitude, is a critic that diverged);
 - from the replay segments (``checkpoints/RUN/replay``), for goal envs: the share of episodes in which the
-  achieved goal (the cube) moved at all, the share of steps in which it moved, and how many relabelled goals
-  of a sampled batch would be reached (HER's rewards that are not the failure reward).
+  achieved goal (the cube) moved at all, and the share of steps in which it moved;
+- with ``--critic``, for every ``ckpt_step_N.pth`` of the run: the range of the first critic's Q over the
+  transitions stored by then, and the observation features that are largest, relative to their mean over all
+  transitions, at the 0.5% of transitions with the most extreme Q (where a diverging critic goes wrong first).
 
     python -m bench.diagnose runs/sac_20261206-001020                   # TensorBoard only
     python -m bench.diagnose runs/RUN --checkpoints checkpoints/RUN --window 10000
+    python -m bench.diagnose runs/RUN --checkpoints checkpoints/RUN --critic   # with --save-every-steps N
 """
 
 from __future__ import annotations
@@ -71,6 +74,44 @@ def replay_motion(run_dir: Path, episode_length: int) -> dict[str, np.ndarray]:
     }
 
 
+def critic_tails(run_dir: Path, tail: float = 0.005) -> list[str]:
+    """One line per ``ckpt_step_N.pth`` of ``run_dir``: Q's minimum, median and maximum over the first N stored
+    transitions, and the three observation features whose mean magnitude at the ``tail`` most extreme Q values
+    (both ends) is the largest multiple of their mean magnitude over all N."""
+    import re
+
+    import torch
+
+    from robot6.learn.networks import mlp
+    from robot6.learn.replay import ReplayBuffer
+    from robot6.run.segments import ReplayStore
+
+    files = sorted(run_dir.glob("ckpt_step_*.pth"), key=lambda f: int(re.findall(r"\d+", f.name)[-1]))
+    if not files:
+        raise Robot6Error(f"{run_dir}: no ckpt_step_N.pth (train with --save-every-steps N to look at the critic)")
+    newest = load_checkpoint(run_dir / "latest.pth")
+    meta, manifest = newest["meta"], newest["replay"]
+    buffer = ReplayBuffer(int(manifest["count"]), meta["obs_dim"], meta["act_dim"])
+    ReplayStore(run_dir / "replay", generation=int(manifest["generation"])).load(buffer, manifest)
+    lines = ["| env steps | Q min | Q median | Q max | features largest at the extreme Q (times their mean) |", "| --- | --- | --- | --- | --- |"]
+    for f in files:
+        state = load_checkpoint(f)
+        n = min(int(state["global_step"]), len(buffer))
+        critic = mlp([meta["obs_dim"] + meta["act_dim"], *meta["config"]["hidden"], 1])
+        critic.load_state_dict(state["q1"])
+        obs = torch.from_numpy(buffer.obs[:n])
+        with torch.no_grad():
+            q = critic(torch.cat([obs, torch.from_numpy(buffer.act[:n])], 1)).squeeze(1).numpy()
+        low, high = np.quantile(q, [tail / 2, 1 - tail / 2])
+        extreme = (q <= low) | (q >= high)
+        size = np.abs(buffer.obs[:n])
+        ratio = size[extreme].mean(0) / np.maximum(size.mean(0), 1e-9)
+        top = np.argsort(ratio)[::-1][:3]
+        lines.append(f"| {int(state['global_step']):,} | {q.min():.3g} | {np.median(q):.3g} | {q.max():.3g} | "
+                     + ", ".join(f"[{i}] x{ratio[i]:.0f}" for i in top) + " |")
+    return lines
+
+
 def table(log_dir: Path, run_dir: Path | None, window: int, episode_length: int) -> list[str]:
     """The report's lines: one row per ``window`` env steps."""
     data = scalars(log_dir)
@@ -98,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("log_dir", type=Path, help="the run's log folder (runs/RUN)")
     p.add_argument("--checkpoints", type=Path, default=None, metavar="DIR",
                    help="the run's checkpoint folder (checkpoints/RUN): also how often the achieved goal moved")
+    p.add_argument("--critic", action="store_true", help="with --checkpoints: where the critic's extreme values are, "
+                   "at every ckpt_step_N.pth")
     p.add_argument("--window", type=int, default=5000, help="env steps per row (default: 5000)")
     p.add_argument("--episode-length", type=int, default=50, help="steps per episode of the env (default: 50)")
     args = p.parse_args(argv)
@@ -105,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.window <= 0 or args.episode_length <= 0:
             raise Robot6Error("--window and --episode-length must be positive")
         print("\n".join(table(args.log_dir, args.checkpoints, args.window, args.episode_length)))
+        if args.critic:
+            if args.checkpoints is None:
+                raise Robot6Error("--critic needs --checkpoints DIR (the run's checkpoint folder)")
+            print("\n" + "\n".join(critic_tails(args.checkpoints)))
     except Robot6Error as e:
         sys.exit(f"error: {e}")
     return 0

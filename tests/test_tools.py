@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -341,3 +342,18 @@ def test_diagnose_tabulates_a_run_s_history_from_its_files(short_run, capsys):
     assert all(r[-2] == "100%" for r in rows) and rows[1][2] != ""  # learning from step 60: alpha logged by 200
     with pytest.raises(SystemExit, match="no TensorBoard scalars"):
         diagnose.main([str(short_run)])
+
+
+def test_diagnose_critic_finds_where_the_extreme_q_values_are(tmp_path, capsys):
+    from bench import diagnose
+
+    assert run_cli("--episodes", "4", "--save-every-steps", "100", "--eval-every", "0", *FAST, cwd=tmp_path).returncode == 0
+    (log_dir,) = (tmp_path / "runs").iterdir()
+    checkpoints = tmp_path / "checkpoints" / log_dir.name
+    assert diagnose.main([str(log_dir), "--checkpoints", str(checkpoints), "--critic", "--window", "100"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.split("| features largest at the extreme Q (times their mean) |")[1].splitlines() if ln.startswith("| 1") or ln.startswith("| 2")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 100", "| 200"]
+    assert all(len(re.findall(r"\[\d+\] x\d+", r)) == 3 for r in rows)
+    with pytest.raises(SystemExit, match="--critic needs --checkpoints"):
+        diagnose.main([str(log_dir), "--critic"])
