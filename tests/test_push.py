@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import FAST, run_cli
 from gymnasium.utils.env_checker import check_env
 
 from robot6.envs import MAX_EPISODE_STEPS
@@ -152,3 +153,17 @@ def test_the_observation_stays_small_and_continuous_when_the_cube_is_knocked_ove
     env.close()
     assert tumbled > 0  # the episodes did knock the cube over
     assert largest <= 1.5 and largest_turn <= 1.0, (largest, largest_turn)
+
+
+def test_demos_are_the_scripted_push(tmp_path):
+    """``demonstration()`` is what ``--demos`` plays: scripted_push in the current state."""
+    env = gym.make("Robot6Push-v0")
+    obs, _ = env.reset(seed=3)
+    for _ in range(5):
+        action = env.unwrapped.demonstration()
+        np.testing.assert_array_equal(action, scripted_push(obs))
+        obs, *_ = env.step(action)
+    env.close()
+    result = run_cli("--env", "Robot6Push-v0", "--demos", "2", "--episodes", "1", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[DEMOS] 2 episodes of the scripted controller in the replay buffer (100 steps)" in result.stdout

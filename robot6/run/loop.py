@@ -172,8 +172,8 @@ class Trainer:
         )
         self.demonstrator: Callable[[], np.ndarray] | None = getattr(self.env.unwrapped, "demonstration", None)
         if config.demos and not callable(self.demonstrator):
-            raise ConfigError(f"--demos needs an env with a scripted controller (Robot6PickAndPlace-v0, "
-                              f"Robot6PickAndPlaceDense-v0); {config.env_id} has none")
+            raise ConfigError(f"--demos needs an env with a scripted controller (Robot6Push-v0, Robot6PickAndPlace-v0 "
+                              f"and their Dense variants); {config.env_id} has none")
 
     def _restore(self, resume: Resume) -> dict[str, Any] | None:
         """Load the complete state of ``resume`` into this trainer; returns the logger's saved state."""

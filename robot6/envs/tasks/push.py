@@ -170,6 +170,10 @@ class Robot6PushEnv(ArmTaskEnv):
         # terminated is always False: the cube may be pushed off the goal again; TimeLimit owns truncation.
         return obs, reward, False, False, self._info(distance)
 
+    def demonstration(self) -> np.ndarray:
+        """The scripted controller's action in the current state (``scripted_push``): what ``--demos`` plays."""
+        return scripted_push(self._obs)
+
     def _act(self, a: np.ndarray) -> None:
         """Set the motors' targets for the clipped action ``a``: the fingertips moved by ``a[:3]``."""
         low, high = self.TIP_BOUNDS
