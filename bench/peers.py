@@ -30,7 +30,7 @@ from robot6.run.config import Config
 TQC_SETTINGS = {"hidden": [512, 512, 512], "batch_size": 2048, "gamma": 0.95, "lr": 1e-3, "tau": 0.05, "her_k": 4, "utd": 1}
 PEERS = {"sb3": "SB3 SAC 2.9.2", "tqc": "sb3-contrib TQC 2.9.2"}
 # Our settings a peer does not have.
-OURS_ONLY = ("updates_every", "compile", "policy_delay")
+OURS_ONLY = ("updates_every", "compile", "policy_delay", "demos")
 
 
 class GoalDictObservation(gym.ObservationWrapper):
