@@ -17,14 +17,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot6.errors import Robot6Error
-from robot6.run.checkpoint import load_checkpoint
+from robot6.run.checkpoint import load_checkpoint, periodic_number
 from robot6.run.config import Config
+
+if TYPE_CHECKING:
+    from robot6.learn.replay import ReplayBuffer
 
 TAGS = {"success": "episode/success", "alpha": "train/alpha", "entropy": "train/entropy", "q": "train/q",
         "critic loss": "train/critic_loss"}
@@ -43,13 +48,9 @@ def scalars(log_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             for name, tag in TAGS.items() if tag in have}
 
 
-def replay_motion(run_dir: Path, episode_length: int) -> dict[str, np.ndarray]:
-    """Per episode of the replay buffer of ``run_dir``'s latest.pth (in the order played): whether the achieved
-    goal moved more than 1 cm over the episode, the share of its steps that moved it more than 1 mm, and its last
-    step (env steps, counting ``--demos`` episodes before the run's own). Needs a goal env (the goal slices come
-    from the env the checkpoint names)."""
-    from robot6.envs.factory import make_env
-    from robot6.envs.goals import goal_spec
+@functools.cache
+def latest_replay(run_dir: Path) -> tuple[dict[str, Any], ReplayBuffer]:
+    """The ``meta`` of ``run_dir``'s latest.pth and the replay buffer it saved, read once per run folder."""
     from robot6.learn.replay import ReplayBuffer
     from robot6.run.segments import ReplayStore
 
@@ -57,13 +58,25 @@ def replay_motion(run_dir: Path, episode_length: int) -> dict[str, np.ndarray]:
     meta, manifest = state["meta"], state.get("replay")
     if manifest is None:
         raise Robot6Error(f"{run_dir / 'latest.pth'}: holds no replay buffer")
+    buffer = ReplayBuffer(int(manifest["count"]), meta["obs_dim"], meta["act_dim"])
+    ReplayStore(run_dir / "replay", generation=int(manifest["generation"])).load(buffer, manifest)
+    return meta, buffer
+
+
+def replay_motion(run_dir: Path, episode_length: int) -> dict[str, np.ndarray]:
+    """Per episode of the replay buffer of ``run_dir``'s latest.pth (in the order played): whether the achieved
+    goal moved more than 1 cm over the episode, the share of its steps that moved it more than 1 mm, and its last
+    step (env steps, counting ``--demos`` episodes before the run's own). Needs a goal env (the goal slices come
+    from the env the checkpoint names)."""
+    from robot6.envs.factory import make_env
+    from robot6.envs.goals import goal_spec
+
+    meta, buffer = latest_replay(run_dir)
     env = make_env(meta["env_id"], **Config.from_dict(meta.get("config", {})).env_kwargs())
     spec = goal_spec(env)
     env.close()
     if spec is None:
         raise Robot6Error(f"{meta['env_id']} is no goal env: the replay has no achieved goal to follow")
-    buffer = ReplayBuffer(int(manifest["count"]), meta["obs_dim"], meta["act_dim"])
-    ReplayStore(run_dir / "replay", generation=int(manifest["generation"])).load(buffer, manifest)
     n = len(buffer) // episode_length * episode_length
     achieved = buffer.obs[:n, spec.achieved].reshape(-1, episode_length, spec.achieved.stop - spec.achieved.start)
     after = buffer.next_obs[:n, spec.achieved].reshape(achieved.shape)
@@ -78,26 +91,19 @@ def critic_tails(run_dir: Path, tail: float = 0.005) -> list[str]:
     """One line per ``ckpt_step_N.pth`` of ``run_dir``: Q's minimum, median and maximum over the first N stored
     transitions, and the three observation features whose mean magnitude at the ``tail`` most extreme Q values
     (both ends) is the largest multiple of their mean magnitude over all N."""
-    import re
-
     import torch
 
     from robot6.learn.networks import mlp
-    from robot6.learn.replay import ReplayBuffer
-    from robot6.run.segments import ReplayStore
 
-    files = sorted(run_dir.glob("ckpt_step_*.pth"), key=lambda f: int(re.findall(r"\d+", f.name)[-1]))
+    files = sorted(run_dir.glob("ckpt_step_*.pth"), key=periodic_number)
     if not files:
         raise Robot6Error(f"{run_dir}: no ckpt_step_N.pth (train with --save-every-steps N to look at the critic)")
-    newest = load_checkpoint(run_dir / "latest.pth")
-    meta, manifest = newest["meta"], newest["replay"]
-    buffer = ReplayBuffer(int(manifest["count"]), meta["obs_dim"], meta["act_dim"])
-    ReplayStore(run_dir / "replay", generation=int(manifest["generation"])).load(buffer, manifest)
+    meta, buffer = latest_replay(run_dir)
+    critic = mlp([meta["obs_dim"] + meta["act_dim"], *meta["config"]["hidden"], 1])
     lines = ["| env steps | Q min | Q median | Q max | features largest at the extreme Q (times their mean) |", "| --- | --- | --- | --- | --- |"]
     for f in files:
         state = load_checkpoint(f)
         n = min(int(state["global_step"]), len(buffer))
-        critic = mlp([meta["obs_dim"] + meta["act_dim"], *meta["config"]["hidden"], 1])
         critic.load_state_dict(state["q1"])
         obs = torch.from_numpy(buffer.obs[:n])
         with torch.no_grad():
@@ -147,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.window <= 0 or args.episode_length <= 0:
             raise Robot6Error("--window and --episode-length must be positive")
+        if args.critic and args.checkpoints is None:
+            raise Robot6Error("--critic needs --checkpoints DIR (the run's checkpoint folder)")
         print("\n".join(table(args.log_dir, args.checkpoints, args.window, args.episode_length)))
         if args.critic:
-            if args.checkpoints is None:
-                raise Robot6Error("--critic needs --checkpoints DIR (the run's checkpoint folder)")
             print("\n" + "\n".join(critic_tails(args.checkpoints)))
     except Robot6Error as e:
         sys.exit(f"error: {e}")

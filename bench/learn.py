@@ -42,6 +42,7 @@ from bench import TRAIN, child_env, parse_settings, settings_flags
 from bench.peers import OURS_ONLY, PEERS, TQC_SETTINGS, load_peer_policy
 from robot6.envs.factory import make_env
 from robot6.errors import Robot6Error
+from robot6.run.checkpoint import periodic_number
 from robot6.run.config import Config, flag_of
 from robot6.run.logger import read_csv_rows
 from robot6.run.presets import apply_preset
@@ -182,7 +183,7 @@ def ours_checkpoints(plan: Plan, seed: int) -> tuple[Path, dict[int, float]]:
     if run is None or logs is None:
         raise Robot6Error(f"no run of ours for seed {seed} in {plan.workdir}")
     elapsed = {int(r["global_step"]): float(r["elapsed_s"]) for r in read_csv_rows(logs / "training.csv")}
-    saved = sorted(int(f.stem.rsplit("_", 1)[1]) for f in run.glob("ckpt_step_*.pth"))
+    saved = sorted(periodic_number(f) for f in run.glob("ckpt_step_*.pth"))
     return run, {step: elapsed[step] for step in saved if step in elapsed}
 
 
