@@ -22,6 +22,7 @@ import pybullet
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from robot6.envs.card import LIMITS, ArmCard
 from robot6.envs.urdf import UrdfError, UrdfFile
 
 ARM_URDF = "xarm/xarm6_robot.urdf"
@@ -132,12 +133,14 @@ class XArm6:
         self._link_state = functools.partial(pybullet.getLinkState, **client)
         self._ik = functools.partial(pybullet.calculateInverseKinematics, **client)
 
-    def reset_pose(self, q: np.ndarray = NEUTRAL_Q, gripper: float = GRIPPER_CLOSED) -> None:
-        """Put the joints at ``q`` (and the gripper at ``gripper``), at rest, without simulating."""
+    home = NEUTRAL_Q  # where inverse kinematics starts from
+
+    def reset_pose(self, q: np.ndarray = NEUTRAL_Q, closed: float = 1.0) -> None:
+        """Put the joints at ``q`` (and the gripper closed by the fraction ``closed``), at rest, without simulating."""
         for j, x in zip(self.joints, q, strict=True):
             self.sim.resetJointState(self.id, j, x, 0.0)
         for j in self.gripper_joints:
-            self.sim.resetJointState(self.id, j, gripper, 0.0)
+            self.sim.resetJointState(self.id, j, closed * GRIPPER_CLOSED, 0.0)
 
     def drive(self, target: list[float]) -> None:
         """Position targets of the six arm joints (rad), tracked from the next physics step on."""
@@ -152,6 +155,29 @@ class XArm6:
             return
         self._motor_control(self.id, self.gripper_joints, pybullet.POSITION_CONTROL,
                             targetPositions=[angle] * len(self.gripper_joints), forces=self._gripper_forces)
+
+    open_command, closed_command = GRIPPER_OPEN, GRIPPER_CLOSED  # the drive joint's target (rad) open and closed
+
+    def grip(self, closed: float) -> float:
+        """Drive the gripper to the fraction ``closed`` of the way from open to closed (``set_gripper``); returns
+        the drive joint's target (rad): the finger command a task observes."""
+        angle = closed * GRIPPER_CLOSED
+        self.set_gripper(angle)
+        return angle
+
+    def finger_link_ids(self) -> list[int]:
+        """The gripper's moving links (for contact properties such as friction)."""
+        return list(self.gripper_joints)
+
+    def tcp_position_velocity(self) -> tuple[tuple, tuple]:
+        """The TCP (between the fingertips, ``FINGERTIP_DEPTH`` below the gripper base when pointing down): its
+        world position and linear velocity."""
+        base, velocity = self.link_position_velocity(GRIPPER_BASE_LINK)
+        return (base[0], base[1], base[2] - FINGERTIP_DEPTH), velocity
+
+    def tcp_ik(self, tip) -> list[float]:
+        """Arm joint targets that put the TCP at ``tip``, the gripper pointing down (``inverse_kinematics``)."""
+        return self.inverse_kinematics(GRIPPER_BASE_LINK, [float(tip[0]), float(tip[1]), float(tip[2]) + FINGERTIP_DEPTH])
 
     def tie_gripper(self, force: float) -> None:
         """Tie the five followers to the drive joint with gear constraints, as the real gripper's linkage does,
@@ -326,3 +352,182 @@ class UrdfArm:
             total += float(np.linalg.norm(info[14]))
             link = info[16]
         return total
+
+
+# The orientation (quaternion x, y, z, w) that turns each approach axis of the TCP link to point down (world -z).
+_S = float(np.sqrt(0.5))
+POINTING_DOWN_BY_AXIS = {
+    "z": (1.0, 0.0, 0.0, 0.0), "-z": (0.0, 0.0, 0.0, 1.0),
+    "x": (0.0, _S, 0.0, _S), "-x": (0.0, -_S, 0.0, _S),
+    "y": (-_S, 0.0, 0.0, _S), "-y": (_S, 0.0, 0.0, _S),
+}
+AXIS_VECTORS = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0), "-y": (0, -1, 0), "-z": (0, 0, -1)}
+
+
+class GripperArm(UrdfArm):
+    """Any arm with a gripper, from its URDF and its card (``robot6.envs.card``), with the interface the cube
+    tasks use (as ``XArm6`` with its gripper): the TCP's position and velocity, the arm joints that put the TCP
+    at a point with the gripper pointing down (inverse kinematics), and the gripper closed by a fraction.
+
+    The arm is ``UrdfArm``'s chain (the base to where the chain branches: the hand). The fingers are the card's
+    ``fingers``, else the movable joints past the chain; a finger that is a ``<mimic>`` of another follows it
+    (driven by its own motor to ``multiplier * leader + offset``, since PyBullet ignores ``<mimic>``). Open and
+    closed are the leaders' limits: the card's ``open``, else the end where the two finger links are farther
+    apart. The finger width is the gap between the finger links' frames less their gap when closed.
+    ``UrdfError`` (one line) for a URDF without fingers, a card naming a link or joint the URDF lacks, or
+    fingers that do not open.
+    """
+
+    def __init__(self, sim: BulletClient, plane: int, urdf: UrdfFile, card: ArmCard):
+        super().__init__(sim, plane, urdf)
+        self.card = card
+        infos = [sim.getJointInfo(self.id, j) for j in range(sim.getNumJoints(self.id))]
+        joint_ids = {info[1].decode(): info[0] for info in infos}
+        link_ids = {info[12].decode(): info[0] for info in infos}
+        where = f"card {card.path}"
+        if card.fingers is not None:
+            missing = [n for n in card.fingers if n not in joint_ids]
+            if missing:
+                raise UrdfError(f"{where}: fingers: {urdf.given} has no joint {', '.join(missing)} "
+                                f"(its joints: {', '.join(joint_ids)})")
+            fingers = [joint_ids[n] for n in card.fingers]
+            wrong = [infos[j][1].decode() for j in fingers if j not in self.held]
+            if wrong:
+                raise UrdfError(f"{where}: fingers: {', '.join(wrong)} is not a movable joint past the arm chain "
+                                f"(which ends at {self.ee_link_name})")
+        else:
+            fingers = list(self.held)
+        if not fingers:
+            raise UrdfError(f"--urdf {urdf.given}: no gripper: no movable joint past the arm chain (it ends at "
+                            f"{self.ee_link_name}); Push and Pick need finger joints (a card's `fingers` names them)")
+        names = [infos[j][1].decode() for j in fingers]
+        self.held = [j for j in self.held if j not in fingers]
+        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in self.held]
+        self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
+        # Leaders are commanded; each follower copies its leader through its <mimic>.
+        self.finger_joints = fingers
+        self._follows: list[tuple[int, float, float] | None] = []
+        for name in names:
+            leader = urdf.mimics.get(name)
+            self._follows.append((names.index(leader[0]), leader[1], leader[2]) if leader and leader[0] in names else None)
+        lows, highs = [], []
+        for j, name in zip(fingers, names, strict=True):
+            if not infos[j][8] < infos[j][9]:
+                raise UrdfError(f"--urdf {urdf.given}: finger joint {name} has no limits: open and closed are read from them")
+            lows.append(infos[j][8])
+            highs.append(infos[j][9])
+        if card.finger_links is not None:
+            missing = [n for n in card.finger_links if n not in link_ids]
+            if missing:
+                raise UrdfError(f"{where}: finger_links: {urdf.given} has no link {', '.join(missing)} "
+                                f"(its links: {', '.join(link_ids)})")
+            pair = tuple(link_ids[n] for n in card.finger_links)
+        else:
+            pair = None
+        if card.tcp_link not in link_ids:
+            raise UrdfError(f"{where}: tcp_link: {urdf.given} has no link {card.tcp_link} (its links: {', '.join(link_ids)})")
+        self.tcp_link = link_ids[card.tcp_link]
+        self._depth = card.tcp_depth
+        self._axis = np.array(AXIS_VECTORS[card.approach], dtype=np.float64)
+        self.pointing_down = POINTING_DOWN_BY_AXIS[card.approach]
+        if card.home is not None and len(card.home) != len(self.joints):
+            raise UrdfError(f"{where}: home has {len(card.home)} values; the arm has {len(self.joints)} joints "
+                            f"({', '.join(self.joint_names)})")
+        self.home = np.array(card.home) if card.home is not None else self.neutral
+        self._forces = [card.grip_force or (infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE) for j in fingers]
+        # Which limit opens: measured, unless the card says (the finger links' gap at each end).
+        lows_a, highs_a = np.array(lows), np.array(highs)
+        gaps = {}
+        for end, q in (("lower", lows_a), ("upper", highs_a)):
+            self._put_fingers(q)
+            gaps[end] = self._link_gaps(pair)
+        self._put_fingers((lows_a + highs_a) / 2)
+        if pair is None:  # the two finger-joint links whose gap changes most between the two ends
+            pair = max(gaps["lower"], key=lambda p: abs(gaps["lower"][p] - gaps["upper"][p]))
+        opens = card.open or max(LIMITS, key=lambda end: gaps[end][pair])
+        self.finger_links = pair
+        self._open_q = highs_a if opens == "upper" else lows_a
+        self._closed_q = lows_a if opens == "upper" else highs_a
+        self._closed_gap = gaps["upper" if opens == "lower" else "lower"][pair]
+        self.max_width = gaps[opens][pair] - self._closed_gap
+        if self.max_width < 0.005:
+            raise UrdfError(f"--urdf {urdf.given}: the fingers ({', '.join(names)}) open by {self.max_width * 1000:.1f} mm "
+                            "between their limits; a gripper must open (the card's fingers / finger_links choose others)")
+        self.open_command, self.closed_command = float(self._open_q[0]), float(self._closed_q[0])
+        # The gripper's own links never collide with each other or the hand (driven together they touch).
+        own = [self.ee_link, *fingers]
+        for i, a in enumerate(own):
+            for b in own[i + 1:]:
+                sim.setCollisionFilterPair(self.id, self.id, a, b, 0)
+        self._ik = functools.partial(pybullet.calculateInverseKinematics, physicsClientId=sim._client)
+        movable = [info[0] for info in infos if info[2] != pybullet.JOINT_FIXED]
+        self._ik_index = [movable.index(j) for j in self.joints]  # IK returns one value per movable joint
+        self._target = self._open_q.copy()
+
+    def _put_fingers(self, leader_q: np.ndarray) -> None:
+        """Set the finger joints (leaders at ``leader_q``, followers by their mimic), without simulating."""
+        for j, q in zip(self.finger_joints, self._finger_q(leader_q), strict=True):
+            self.sim.resetJointState(self.id, j, float(q), 0.0)
+
+    def _finger_q(self, leader_q: np.ndarray) -> list[float]:
+        return [float(leader_q[i]) if f is None else f[1] * float(leader_q[f[0]]) + f[2]
+                for i, f in enumerate(self._follows)]
+
+    def _link_gaps(self, pair: tuple[int, int] | None) -> dict[tuple[int, int], float]:
+        """The distance between the frames of ``pair``, or of every pair of finger links."""
+        pairs = [pair] if pair is not None else [
+            (a, b) for i, a in enumerate(self.finger_joints) for b in self.finger_joints[i + 1:]]
+        pos = {j: np.array(self.link_position(j)) for p in pairs for j in p}
+        return {p: float(np.linalg.norm(pos[p[0]] - pos[p[1]])) for p in pairs}
+
+    def reset_pose(self, q: np.ndarray, closed: float = 0.0) -> None:
+        """Arm joints at ``q``, the gripper closed by the fraction ``closed`` (0 open, 1 closed), at rest."""
+        super().reset_pose(q)
+        if hasattr(self, "_open_q"):
+            self._target = self._open_q + closed * (self._closed_q - self._open_q)
+            self._put_fingers(self._target)
+            self._drive_fingers()
+
+    def _drive_fingers(self) -> None:
+        self._motor_control(self.id, self.finger_joints, pybullet.POSITION_CONTROL,
+                            targetPositions=self._finger_q(self._target), forces=self._forces)
+
+    def grip(self, closed: float) -> float:
+        """Drive the gripper to the fraction ``closed`` of the way from open to closed; returns the first finger
+        joint's target (rad or m): the finger command a task observes."""
+        self._target = self._open_q + closed * (self._closed_q - self._open_q)
+        self._drive_fingers()
+        return float(self._target[0])
+
+    def tie_gripper(self, force: float) -> None:
+        """Grip with up to ``force`` per finger joint (the card's ``grip_force`` wins)."""
+        if self.card.grip_force is None:
+            self._forces = [force] * len(self.finger_joints)
+
+    def free_followers(self) -> None:
+        """Nothing to do: every follower has its own motor (``XArm6`` ties its followers by constraints)."""
+
+    def finger_width(self) -> float:
+        """The gap between the fingers (m): 0 closed on nothing, ``max_width`` open."""
+        a, b = (np.array(self.link_position(j)) for j in self.finger_links)
+        return max(0.0, float(np.linalg.norm(a - b)) - self._closed_gap)
+
+    def finger_link_ids(self) -> list[int]:
+        """The gripper's moving links (for contact properties such as friction)."""
+        return list(self.finger_joints)
+
+    def tcp_position_velocity(self) -> tuple[tuple, tuple]:
+        """The TCP's world position and linear velocity."""
+        state = self._link_state(self.id, self.tcp_link, computeLinkVelocity=1, computeForwardKinematics=True)
+        position = state[4]
+        if self._depth:
+            m = np.array(pybullet.getMatrixFromQuaternion(state[5])).reshape(3, 3)
+            position = tuple(np.asarray(position) + self._depth * (m @ self._axis))
+        return position, state[6]
+
+    def tcp_ik(self, tip) -> list[float]:
+        """Arm joint targets (clipped to the limits) that put the TCP at ``tip``, the gripper pointing down,
+        starting from the current joints."""
+        link_target = [float(tip[0]), float(tip[1]), float(tip[2]) + self._depth]  # the approach axis points down
+        q = self._ik(self.id, self.tcp_link, link_target, self.pointing_down, maxNumIterations=20)
+        return [min(max(q[i], lo), hi) for i, lo, hi in zip(self._ik_index, self.low.tolist(), self.high.tolist())]

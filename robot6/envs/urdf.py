@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pybullet_data
@@ -24,8 +24,10 @@ class UrdfError(ValueError):
 @dataclass(frozen=True)
 class UrdfFile:
     """A URDF checked to be readable: ``given`` as the user wrote it, ``path`` where it was found, the robot's
-    ``name``, each joint's URDF ``type`` by name, the mesh files it names (found, in order of first use), and
-    ``sha256``: of the URDF's bytes and each mesh's bytes, so that an edited mesh changes the hash too."""
+    ``name``, each joint's URDF ``type`` by name, the mesh files it names (found, in order of first use),
+    ``sha256``: of the URDF's bytes and each mesh's bytes, so that an edited mesh changes the hash too, and
+    ``mimics``: each joint with a ``<mimic>`` element, by name, as (the joint it follows, multiplier, offset):
+    PyBullet ignores ``<mimic>``, so the arm drives each follower itself."""
 
     given: str
     path: Path
@@ -33,6 +35,7 @@ class UrdfFile:
     joint_types: dict[str, str]
     meshes: tuple[Path, ...]
     sha256: str
+    mimics: dict[str, tuple[str, float, float]] = field(default_factory=dict)
 
 
 def find_urdf(given: str) -> Path:
@@ -72,7 +75,18 @@ def read_urdf(given: str) -> UrdfFile:
         raise UrdfError(f"--urdf {given}: not a URDF (not XML: {e})") from None
     if root.tag != "robot":
         raise UrdfError(f"--urdf {given}: not a URDF (its root element is <{root.tag}>, not <robot>)")
-    joint_types = {j.get("name", ""): j.get("type", "") for j in root.iter("joint")}
+    joints = root.findall("joint")  # the robot's joints (a <transmission> names joints too, without a type)
+    joint_types = {j.get("name", ""): j.get("type", "") for j in joints}
+    mimics = {}
+    for j in joints:
+        mimic = j.find("mimic")
+        if mimic is not None:
+            try:
+                mimics[j.get("name", "")] = (mimic.get("joint", ""), float(mimic.get("multiplier", 1.0)),
+                                             float(mimic.get("offset", 0.0)))
+            except ValueError:
+                raise UrdfError(f"--urdf {given}: joint {j.get('name')!r} has a <mimic> whose multiplier or offset "
+                                "is not a number") from None
     meshes: list[Path] = []
     for mesh in root.iter("mesh"):
         filename = mesh.get("filename", "")
@@ -86,4 +100,4 @@ def read_urdf(given: str) -> UrdfFile:
     for mesh_path in meshes:
         digest.update(b"\0" + mesh_path.name.encode() + b"\0")
         digest.update(mesh_path.read_bytes())
-    return UrdfFile(given, path, root.get("name", path.stem), joint_types, tuple(meshes), digest.hexdigest())
+    return UrdfFile(given, path, root.get("name", path.stem), joint_types, tuple(meshes), digest.hexdigest(), mimics)

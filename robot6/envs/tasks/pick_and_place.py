@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from robot6.envs.arm import GRIPPER_BASE_LINK, GRIPPER_CLOSED, GRIPPER_OPEN
 from robot6.envs.tasks.push import (
     CUBE_HALF,
     OBS_DIM,
@@ -59,26 +58,25 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         super().__init__(render_mode, dense, width, height)
         sim, robot = self._sim, self.robot
         sim.setPhysicsEngineParameter(numSolverIterations=PICK_SOLVER_ITERATIONS)
-        for link in robot.gripper_joints:
+        for link in robot.finger_link_ids():
             sim.changeDynamics(robot.id, link, lateralFriction=FRICTION)
         sim.changeDynamics(self._cube, -1, lateralFriction=FRICTION)
         robot.tie_gripper(GRIP_FORCE)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.observation_space = cube_goal_space(PICK_OBS_DIM)
         # The start pose: fingertips at PICK_TIP_START, gripper open; the snapshot every reset restores.
-        robot.reset_pose(self._start_q, GRIPPER_OPEN)
+        robot.reset_pose(self._start_q, 0.0)
         for _ in range(20):
-            robot.reset_pose(robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(PICK_TIP_START)), GRIPPER_OPEN)
+            robot.reset_pose(robot.tcp_ik(PICK_TIP_START), 0.0)
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
-        self._finger = GRIPPER_OPEN
+        self._finger = robot.open_command
 
     def _start_robot(self) -> None:
         """The robot at the start pose, gripper open, its followers free of the last episode's constraints."""
         self.robot.free_followers()
         self.robot.drive(self._start_q)
-        self._finger = GRIPPER_OPEN
-        self.robot.set_gripper(self._finger)
+        self._finger = self.robot.grip(0.0)
 
     @staticmethod
     def _goal_at(given) -> np.ndarray:
@@ -97,28 +95,30 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
 
     def _act(self, a: np.ndarray) -> None:
         """Push's fingertip move, and the gripper set by ``a[3]``."""
-        self._finger = float((a[3] + 1.0) / 2.0 * GRIPPER_CLOSED)
+        closed = (a[3] + 1.0) / 2.0
         super()._act(a)
-        self.robot.set_gripper(self._finger)
+        self._finger = float(self.robot.grip(closed))
 
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_pick``): what ``--demos`` plays."""
-        return scripted_pick(self._obs)
+        return scripted_pick(self._obs, self.robot.open_command, self.robot.closed_command)
 
     def _observe(self) -> tuple[dict[str, np.ndarray], float]:
         obs, distance = super()._observe()
-        finger = getattr(self, "_finger", GRIPPER_OPEN)
+        finger = getattr(self, "_finger", self.robot.open_command)
         obs["observation"] = np.concatenate([obs["observation"], np.array([finger, self.robot.finger_width()], dtype=np.float32)])
         self._obs = obs
         return obs, distance
 
 
-def scripted_pick(obs: dict[str, np.ndarray]) -> np.ndarray:
+def scripted_pick(obs: dict[str, np.ndarray], open_command: float = 0.0, closed_command: float = 0.85) -> np.ndarray:
     """A hand-written policy for Robot6PickAndPlace: above the cube with the gripper open, down, close, then
-    carry the cube to the goal. The finger command in the observation is its memory of having closed. It
-    shows that the gripper holds the cube, and it is a source of demonstrations."""
+    carry the cube to the goal. The finger command in the observation is its memory of having closed (the gripper's
+    ``open_command`` and ``closed_command``: its first finger joint's targets, rad or m). It shows that the gripper
+    holds the cube, and it is a source of demonstrations."""
     o, goal = obs["observation"], obs["desired_goal"]
-    tip, cube, closed, width = o[:3], o[6:9], o[OBS_DIM] > GRIPPER_CLOSED / 2, o[OBS_DIM + 1]
+    closed = (o[OBS_DIM] - open_command) / (closed_command - open_command) > 0.5
+    tip, cube, width = o[:3], o[6:9], o[OBS_DIM + 1]
     offset = cube - tip
     between = np.linalg.norm(offset[:2]) < 0.02 and -0.04 < offset[2] < 0.035  # the cube between the pads
     # The grip has closed on it (not on nothing); it may slide a little along the pads while carried.

@@ -16,7 +16,7 @@ import numpy as np
 import pybullet
 from gymnasium import spaces
 
-from robot6.envs.arm import FINGERTIP_DEPTH, GRIPPER_BASE_LINK, GRIPPER_CLOSED, NEUTRAL_Q, XArm6, connect
+from robot6.envs.arm import GripperArm, XArm6, connect
 from robot6.envs.tasks.base import ArmTaskEnv
 
 # Physics: 120 Hz steps with 10 solver iterations, 5 per action (24 Hz control, as Reach). A 14-link arm
@@ -101,9 +101,9 @@ class Robot6PushEnv(ArmTaskEnv):
         marker = sim.createVisualShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3, rgbaColor=[0.1, 0.8, 0.2, 0.4])
         self._goal_marker = sim.createMultiBody(baseMass=0.0, baseVisualShapeIndex=marker, basePosition=[*REGION_HIGH, CUBE_HALF])
         # The start pose: the fingertips at TIP_START, found once by inverse kinematics from the neutral pose.
-        robot.reset_pose(NEUTRAL_Q, GRIPPER_CLOSED)
+        robot.reset_pose(robot.home, 1.0)
         for _ in range(20):
-            robot.reset_pose(robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(TIP_START)), GRIPPER_CLOSED)
+            robot.reset_pose(robot.tcp_ik(TIP_START), 1.0)
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
         client = {"physicsClientId": sim._client}
@@ -120,11 +120,6 @@ class Robot6PushEnv(ArmTaskEnv):
         self._sim.performCollisionDetection()
         self._sim.restoreState(self._initial_state)
 
-    @staticmethod
-    def _base_target(tip) -> list[float]:
-        """The gripper base position that puts the fingertips at ``tip`` (pointing down)."""
-        return [float(tip[0]), float(tip[1]), float(tip[2]) + FINGERTIP_DEPTH]
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
@@ -140,7 +135,7 @@ class Robot6PushEnv(ArmTaskEnv):
     def _start_robot(self) -> None:
         """The robot at the start pose, gripper closed (the snapshot holds the pose; the motors need targets)."""
         self.robot.drive(self._start_q)
-        self.robot.set_gripper(GRIPPER_CLOSED)
+        self.robot.grip(1.0)
 
     @staticmethod
     def _goal_at(given) -> np.ndarray:
@@ -178,7 +173,7 @@ class Robot6PushEnv(ArmTaskEnv):
         """Set the motors' targets for the clipped action ``a``: the fingertips moved by ``a[:3]``."""
         low, high = self.TIP_BOUNDS
         tip = np.clip(self._obs["observation"][:3] + TIP_ACTION_SCALE * a[:3], low, high)
-        self.robot.drive(self.robot.inverse_kinematics(GRIPPER_BASE_LINK, self._base_target(tip)))
+        self.robot.drive(self.robot.tcp_ik(tip))
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
         """Reward for cube positions and goals, (..., 3) -> (...): ``-(distance > 0.05)``, or ``-distance``
@@ -188,10 +183,9 @@ class Robot6PushEnv(ArmTaskEnv):
         return -distance if self.dense else -(distance > SUCCESS_DISTANCE).astype(np.float64)
 
     def _observe(self) -> tuple[dict[str, np.ndarray], float]:
-        base, velocity = self.robot.link_position_velocity(GRIPPER_BASE_LINK)
+        tip, velocity = self.robot.tcp_position_velocity()
         cube, quaternion = self._cube_pose()
         linear, angular = self._cube_velocity()
-        tip = (base[0], base[1], base[2] - FINGERTIP_DEPTH)
         relative = (cube[0] - tip[0], cube[1] - tip[1], cube[2] - tip[2])
         m = self._matrix(quaternion)  # row-major 3x3
         turn = (angular[0] * CONTROL_PERIOD, angular[1] * CONTROL_PERIOD, angular[2] * CONTROL_PERIOD)
