@@ -107,6 +107,11 @@ def inspect_file(path: Path) -> None:
         joints = ", ".join(f"{name} [{lo:.3g}, {hi:.3g}]" for name, lo, hi in zip(arm["joints"], arm["lower"], arm["upper"], strict=True))
         print(f"  arm {arm.get('name')} from {arm.get('urdf')} (sha256 {str(arm.get('sha256'))[:16]}): end effector "
               f"{arm.get('ee_link')}; {len(arm['joints'])} joints: {joints}")
+        if arm.get("card"):
+            print(f"  card {arm['card']} (sha256 {str(arm.get('card_sha256'))[:16]}): TCP {arm.get('tcp_link')} + "
+                  f"{arm.get('tcp_depth')} m along {arm.get('approach')}; fingers {', '.join(arm.get('fingers', []))}")
+        for i, meaning in enumerate(arm.get("action", [])):
+            print(f"  action[{i}]: {meaning}")
     print(f"  episode {state['episode']}, global_step {state['global_step']}, best_reward {state['best_reward']:.4f}, "
           f"alpha {state['log_alpha'].exp().item():.5f}")
     print(f"  best.pth chosen by: {meta.get('best_by', 'episode return')}")

@@ -373,7 +373,7 @@ class GripperArm(UrdfArm):
     ``fingers``, else the movable joints past the chain; a finger that is a ``<mimic>`` of another follows it
     (driven by its own motor to ``multiplier * leader + offset``, since PyBullet ignores ``<mimic>``). Open and
     closed are the leaders' limits: the card's ``open``, else the end where the two finger links are farther
-    apart. The finger width is the gap between the finger links' frames less their gap when closed.
+    apart. The finger width is the gap between the two finger links' collision shapes.
     ``UrdfError`` (one line) for a URDF without fingers, a card naming a link or joint the URDF lacks, or
     fingers that do not open.
     """
@@ -448,8 +448,7 @@ class GripperArm(UrdfArm):
         self.finger_links = pair
         self._open_q = highs_a if opens == "upper" else lows_a
         self._closed_q = lows_a if opens == "upper" else highs_a
-        self._closed_gap = gaps["upper" if opens == "lower" else "lower"][pair]
-        self.max_width = gaps[opens][pair] - self._closed_gap
+        self.max_width = gaps[opens][pair]
         if self.max_width < 0.005:
             raise UrdfError(f"--urdf {urdf.given}: the fingers ({', '.join(names)}) open by {self.max_width * 1000:.1f} mm "
                             "between their limits; a gripper must open (the card's fingers / finger_links choose others)")
@@ -474,11 +473,15 @@ class GripperArm(UrdfArm):
                 for i, f in enumerate(self._follows)]
 
     def _link_gaps(self, pair: tuple[int, int] | None) -> dict[tuple[int, int], float]:
-        """The distance between the frames of ``pair``, or of every pair of finger links."""
+        """The gap between the collision shapes of ``pair``, or of every pair of finger links."""
         pairs = [pair] if pair is not None else [
             (a, b) for i, a in enumerate(self.finger_joints) for b in self.finger_joints[i + 1:]]
-        pos = {j: np.array(self.link_position(j)) for p in pairs for j in p}
-        return {p: float(np.linalg.norm(pos[p[0]] - pos[p[1]])) for p in pairs}
+        return {p: self._gap(*p) for p in pairs}
+
+    def _gap(self, a: int, b: int) -> float:
+        """The distance between the collision shapes of links ``a`` and ``b`` (0 when they touch)."""
+        points = self.sim.getClosestPoints(self.id, self.id, 1.0, a, b)
+        return max(0.0, min((c[8] for c in points), default=1.0))
 
     def reset_pose(self, q: np.ndarray, closed: float = 0.0) -> None:
         """Arm joints at ``q``, the gripper closed by the fraction ``closed`` (0 open, 1 closed), at rest."""
@@ -489,8 +492,11 @@ class GripperArm(UrdfArm):
             self._drive_fingers()
 
     def _drive_fingers(self) -> None:
-        self._motor_control(self.id, self.finger_joints, pybullet.POSITION_CONTROL,
-                            targetPositions=self._finger_q(self._target), forces=self._forces)
+        tied = getattr(self, "_tied", [])
+        driven = [i for i in range(len(self.finger_joints)) if i not in tied]
+        q = self._finger_q(self._target)
+        self._motor_control(self.id, [self.finger_joints[i] for i in driven], pybullet.POSITION_CONTROL,
+                            targetPositions=[q[i] for i in driven], forces=[self._forces[i] for i in driven])
 
     def grip(self, closed: float) -> float:
         """Drive the gripper to the fraction ``closed`` of the way from open to closed; returns the first finger
@@ -500,17 +506,31 @@ class GripperArm(UrdfArm):
         return float(self._target[0])
 
     def tie_gripper(self, force: float) -> None:
-        """Grip with up to ``force`` per finger joint (the card's ``grip_force`` wins)."""
-        if self.card.grip_force is None:
-            self._forces = [force] * len(self.finger_joints)
+        """Tie each follower (a ``<mimic>`` without offset) to its leader with a gear constraint, as a linkage
+        does, so that the fingers keep their relation when they squeeze something; the leaders are then driven
+        with up to ``force`` (the card's ``grip_force`` wins), the tied followers by the ties alone. Call
+        ``free_followers`` after every ``restoreState``."""
+        self._tied = []
+        for i, follow in enumerate(self._follows):
+            if follow is None or follow[2] != 0.0:
+                continue
+            leader, follower = self.finger_joints[follow[0]], self.finger_joints[i]
+            tie = self.sim.createConstraint(self.id, leader, self.id, follower, pybullet.JOINT_GEAR, [1, 0, 0],
+                                            [0, 0, 0], [0, 0, 0])
+            self.sim.changeConstraint(tie, gearRatio=-follow[1], maxForce=1000, erp=1)
+            self._tied.append(i)
+        self._forces = [self.card.grip_force or force] * len(self.finger_joints)
+        self.free_followers()
 
     def free_followers(self) -> None:
-        """Nothing to do: every follower has its own motor (``XArm6`` ties its followers by constraints)."""
+        """Switch the tied followers' motors off (PyBullet's default velocity motor would hold them)."""
+        tied = [self.finger_joints[i] for i in getattr(self, "_tied", [])]
+        if tied:
+            self._motor_control(self.id, tied, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(tied))
 
     def finger_width(self) -> float:
-        """The gap between the fingers (m): 0 closed on nothing, ``max_width`` open."""
-        a, b = (np.array(self.link_position(j)) for j in self.finger_links)
-        return max(0.0, float(np.linalg.norm(a - b)) - self._closed_gap)
+        """The gap between the two finger links' shapes (m): 0 where they touch, ``max_width`` open."""
+        return self._gap(*self.finger_links)
 
     def finger_link_ids(self) -> list[int]:
         """The gripper's moving links (for contact properties such as friction)."""

@@ -24,8 +24,9 @@ def _opt(default: Any, help: str, flag: str | None = None, metavar: str | None =
     return field(default=default, metadata=meta, **kw)
 
 
-# The envs that take an arm from a URDF (``urdf``, ``ee_link``, ``workspace``).
-URDF_ENVS = ("Robot6Reach-v0",)
+# The envs that take an arm from a URDF (``urdf``; Reach also ``ee_link`` and ``workspace``, the cube tasks ``card``).
+CUBE_ENVS = ("Robot6Push-v0", "Robot6PushDense-v0", "Robot6PickAndPlace-v0", "Robot6PickAndPlaceDense-v0")
+URDF_ENVS = ("Robot6Reach-v0", *CUBE_ENVS)
 
 
 @dataclass
@@ -34,7 +35,8 @@ class Config:
     env's preset (``robot6.run.presets``, ``robot6/presets.toml``) in the fields a preset sets."""
 
     env_id: str = _opt("Robot6Reach-v0", "gymnasium environment id; any env with Box observation and action spaces", flag="--env")
-    urdf: str | None = _opt(None, "Robot6Reach-v0 on any arm: its URDF file (as given, else inside pybullet_data, e.g. kuka_iiwa/model.urdf); the action has one dimension per movable joint from the base to the end effector", metavar="PATH")
+    urdf: str | None = _opt(None, "the arm, from its URDF file (as given, else inside pybullet_data, e.g. kuka_iiwa/model.urdf): Robot6Reach-v0 on any arm (one action dimension per movable joint from the base to the end effector); Push and Pick-and-Place on any arm with a gripper and a card (--card)", metavar="PATH")
+    card: str | None = _opt(None, "with --urdf on Push or Pick-and-Place: the arm's card (TOML: tcp_link, tcp_depth, approach, ...; docs/ARMS.md); default: URDF_STEM.card.toml beside the URDF, else the built-in card of a pybullet_data arm (franka_panda/panda.urdf, xarm/xarm6_with_gripper.urdf)", metavar="PATH")
     ee_link: str | None = _opt(None, "with --urdf: the end-effector link (default: where the chain from the base ends, e.g. a hand before its fingers)", metavar="NAME")
     workspace: list[float] | None = _opt(None, "with --urdf: goals only inside this box (m): x_min y_min z_min x_max y_max z_max", metavar="X")
     accept_urdf_change: bool = _opt(False, "with --resume --urdf PATH: continue although the URDF (or a mesh it names) differs from the one the checkpoint was trained on")
@@ -107,7 +109,11 @@ class Config:
         if self.urdf is None and (self.ee_link is not None or self.workspace is not None):
             raise ConfigError("--ee-link and --workspace need --urdf PATH (the arm they are about)")
         if self.urdf is not None and self.env_id not in URDF_ENVS:
-            raise ConfigError(f"--urdf works with --env {' or '.join(URDF_ENVS)}, not {self.env_id} (Push needs the xArm6 gripper)")
+            raise ConfigError(f"--urdf works with --env {', '.join(URDF_ENVS)}, not {self.env_id}")
+        if self.card is not None and (self.urdf is None or self.env_id not in CUBE_ENVS):
+            raise ConfigError(f"--card describes the gripper of --urdf PATH on --env {', '.join(CUBE_ENVS)}")
+        if self.urdf is not None and self.env_id != "Robot6Reach-v0" and (self.ee_link is not None or self.workspace is not None):
+            raise ConfigError("--ee-link and --workspace are Robot6Reach-v0's; on Push and Pick-and-Place the card gives the arm's tool point")
         if self.accept_urdf_change and not (self.resume and self.urdf is not None):
             raise ConfigError("--accept-urdf-change needs --resume and --urdf PATH (the URDF to continue with)")
         if self.resume_ckpt is not None and not self.resume:
@@ -115,7 +121,7 @@ class Config:
 
     def env_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set."""
-        return {name: getattr(self, name) for name in ("urdf", "ee_link", "workspace") if getattr(self, name) is not None}
+        return {name: getattr(self, name) for name in ("urdf", "card", "ee_link", "workspace") if getattr(self, name) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, int, float, bool, None, list) for checkpoints and config.json."""

@@ -54,8 +54,9 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
     CAMERA = {"target": [0.42, 0.0, 0.10], "distance": 0.6, "yaw": 50, "pitch": -20}
     TIP_BOUNDS = (PICK_TIP_LOW, PICK_TIP_HIGH)
 
-    def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
-        super().__init__(render_mode, dense, width, height)
+    def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
+                 urdf: str | None = None, card: str | None = None):
+        super().__init__(render_mode, dense, width, height, urdf, card)
         sim, robot = self._sim, self.robot
         sim.setPhysicsEngineParameter(numSolverIterations=PICK_SOLVER_ITERATIONS)
         for link in robot.finger_link_ids():

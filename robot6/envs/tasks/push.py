@@ -10,6 +10,7 @@ inverse kinematics with the gripper pointing down.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ import pybullet
 from gymnasium import spaces
 
 from robot6.envs.arm import GripperArm, XArm6, connect
+from robot6.envs.card import find_card, read_card
 from robot6.envs.tasks.base import ArmTaskEnv
+from robot6.envs.urdf import UrdfError, read_urdf
 
 # Physics: 120 Hz steps with 10 solver iterations, 5 per action (24 Hz control, as Reach). A 14-link arm
 # in contact with a cube costs about three times the bare arm's step at 240 Hz and 50 iterations; at these
@@ -81,9 +84,20 @@ class Robot6PushEnv(ArmTaskEnv):
     CAMERA = {"target": [0.45, 0.0, 0.05], "distance": 0.9, "yaw": 60, "pitch": -35}
     TIP_BOUNDS = (TIP_LOW, TIP_HIGH)
 
-    def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360):
+    def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
+                 urdf: str | None = None, card: str | None = None):
         self._set_render_mode(render_mode, width, height)
         self.dense = dense
+        if urdf is None and card is not None:
+            raise UrdfError("--card describes the arm of --urdf PATH; give both")
+        self._urdf = read_urdf(urdf) if urdf is not None else None
+        card_path = find_card(self._urdf, card) if self._urdf is not None else None
+        if self._urdf is not None and card_path is None:
+            raise UrdfError(f"--urdf {urdf}: no card for this arm: Push and Pick need at least its tcp_link (the link "
+                            f"the tool centre point is measured from), in {self._urdf.path.stem}.card.toml beside the "
+                            "URDF or named by --card (docs/ARMS.md)")
+        self._card = read_card(card_path) if card_path is not None else None
+        self._arm: dict[str, Any] | None = None
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = cube_goal_space(OBS_DIM)
 
@@ -93,7 +107,11 @@ class Robot6PushEnv(ArmTaskEnv):
         # the solver visits contacts in its order, so without sorting an episode could depend on those before it.
         sim.setPhysicsEngineParameter(numSolverIterations=CUBE_SOLVER_ITERATIONS, deterministicOverlappingPairs=1)
         plane = sim.loadURDF("plane.urdf")
-        self.robot = robot = XArm6(sim, plane, gripper=True)
+        try:
+            self.robot = robot = XArm6(sim, plane, gripper=True) if self._urdf is None else GripperArm(sim, plane, self._urdf, self._card)
+        except BaseException:
+            self.close()
+            raise
         box = sim.createCollisionShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3)
         look = sim.createVisualShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3, rgbaColor=[0.9, 0.5, 0.1, 1.0])
         self._cube = sim.createMultiBody(baseMass=CUBE_MASS, baseCollisionShapeIndex=box, baseVisualShapeIndex=look,
@@ -168,6 +186,34 @@ class Robot6PushEnv(ArmTaskEnv):
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_push``): what ``--demos`` plays."""
         return scripted_push(self._obs)
+
+    @property
+    def arm(self) -> dict[str, Any] | None:
+        """For an arm given by ``urdf`` (None for the built-in xArm6): what checkpoints and exported policies
+        record of it. The URDF (as given, its robot name, ``urdf_sha256`` over it and its meshes), the card (path,
+        ``card_sha256``, TCP link (also as ``ee_link``) and depth, approach axis), ``sha256`` over both (resume
+        refuses a change of either), the arm joints and their limits, the finger joints, and what each action
+        component means."""
+        if self._urdf is None:
+            return None
+        if self._arm is None:
+            card, robot = self._card, self.robot
+            meaning = [f"TCP {axis} displacement (m per step: action x {TIP_ACTION_SCALE})" for axis in "xyz"]
+            if self.action_space.shape[0] == 4:
+                meaning.append(f"gripper: -1 open ({robot.open_command:g}) to +1 closed ({robot.closed_command:g}), "
+                               "the first finger joint's target")
+            self._arm = {
+                "urdf": self._urdf.given, "name": self._urdf.name, "urdf_sha256": self._urdf.sha256,
+                "card": str(card.path), "card_sha256": card.sha256,
+                "sha256": hashlib.sha256(f"{self._urdf.sha256} {card.sha256}".encode()).hexdigest(),
+                "tcp_link": card.tcp_link, "tcp_depth": card.tcp_depth, "approach": card.approach,
+                "joints": list(robot.joint_names), "lower": robot.low.tolist(), "upper": robot.high.tolist(),
+                "ee_link": card.tcp_link,
+                "fingers": [self._sim.getJointInfo(robot.id, j)[1].decode() for j in robot.finger_joints],
+                "action": meaning, "tcp_bounds": [self.TIP_BOUNDS[0].tolist(), self.TIP_BOUNDS[1].tolist()],
+                "control_hz": CUBE_PHYSICS_HZ / CUBE_SUBSTEPS,
+            }
+        return dict(self._arm)
 
     def _act(self, a: np.ndarray) -> None:
         """Set the motors' targets for the clipped action ``a``: the fingertips moved by ``a[:3]``."""
