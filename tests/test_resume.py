@@ -111,6 +111,9 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
                                       "--eval-episodes", "2"), id="sigkill-pick-and-place-demos-evaluating"),
         pytest.param(signal.SIGKILL, ("--urdf", str(ROOT / "tests" / "arms" / "arm5.urdf"), "--eval-every", "300",
                                       "--eval-episodes", "2"), id="sigkill-urdf-arm-evaluating"),
+        pytest.param(signal.SIGKILL, ("--env", "Robot6PickAndPlace-v0", "--urdf", str(ROOT / "tests" / "arms" / "gripper5.urdf"),
+                                      "--demos", "3", "--eval-every", "300", "--eval-episodes", "2"),
+                     id="sigkill-pick-and-place-urdf-gripper-arm-demos-evaluating"),
         # torch.compile'd update: compiled again after the resume, the same code on the same state.
         pytest.param(signal.SIGKILL, ("--compile",), id="sigkill-compile", marks=pytest.mark.slow),
         # The GPU path: CUDA generator state, the replay buffer's device copy rebuilt on resume; the update as

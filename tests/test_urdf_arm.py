@@ -187,7 +187,8 @@ BAD_INPUT = [  # files to write, flags, what the one line says
     pytest.param({}, ["--urdf", ARM5, "--workspace", "0.5", "0", "0.3", "0.1", "0.2", "0.6"], "each min < max", id="empty-workspace"),
     pytest.param({}, ["--urdf", ARM5, "--workspace", "3", "3", "3", "4", "4", "4"], "no goal found", id="unreachable-workspace"),
     pytest.param({}, ["--ee-link", "tool"], "need --urdf PATH", id="ee-link-without-urdf"),
-    pytest.param({}, ["--env", "Robot6Push-v0", "--urdf", ARM5], "--urdf works with --env Robot6Reach-v0", id="urdf-on-push"),
+    pytest.param({}, ["--env", "Pendulum-v1", "--urdf", ARM5], "--urdf works with --env Robot6Reach-v0, Robot6Push-v0",
+                 id="urdf-on-another-env"),
     pytest.param({}, ["--urdf", ARM5, "--accept-urdf-change"], "--accept-urdf-change needs --resume", id="accept-without-resume"),
 ]
 

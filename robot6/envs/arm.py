@@ -449,6 +449,7 @@ class GripperArm(UrdfArm):
         self._open_q = highs_a if opens == "upper" else lows_a
         self._closed_q = lows_a if opens == "upper" else highs_a
         self.max_width = gaps[opens][pair]
+        self.min_width = gaps["upper" if opens == "lower" else "lower"][pair]
         if self.max_width < 0.005:
             raise UrdfError(f"--urdf {urdf.given}: the fingers ({', '.join(names)}) open by {self.max_width * 1000:.1f} mm "
                             "between their limits; a gripper must open (the card's fingers / finger_links choose others)")
@@ -544,6 +545,18 @@ class GripperArm(UrdfArm):
             m = np.array(pybullet.getMatrixFromQuaternion(state[5])).reshape(3, 3)
             position = tuple(np.asarray(position) + self._depth * (m @ self._axis))
         return position, state[6]
+
+    def unreachable(self, points, tolerance: float = 0.01) -> list[tuple[float, ...]]:
+        """The ``points`` that inverse kinematics (20 rounds from ``home``, as a task's start pose is found) cannot
+        bring the TCP within ``tolerance`` m of, pointing down. Moves the joints: restore a snapshot after it."""
+        missed = []
+        for point in points:
+            self.reset_pose(self.home, 1.0)
+            for _ in range(20):
+                self.reset_pose(self.tcp_ik(point), 1.0)
+            if np.linalg.norm(np.subtract(self.tcp_position_velocity()[0], point)) > tolerance:
+                missed.append(tuple(float(x) for x in point))
+        return missed
 
     def tcp_ik(self, tip) -> list[float]:
         """Arm joint targets (clipped to the limits) that put the TCP at ``tip``, the gripper pointing down,

@@ -137,18 +137,26 @@ def check_compatible(path: Path, meta: dict[str, Any], expected: dict[str, Any])
 
 
 def check_arm(path: Path, meta: dict[str, Any], expected: dict[str, Any], accept_change: bool = False) -> None:
-    """Raise ``CheckpointError`` when the arm's URDF (or a mesh it names) differs from the one the checkpoint
-    was trained on, naming both files and hashes; with ``accept_change`` say so and go on. Checkpoints without
+    """Raise ``CheckpointError`` when the arm's URDF (or a mesh it names, or its card) differs from the one the
+    checkpoint was trained on, naming both files and hashes; with ``accept_change`` say so and go on. Checkpoints without
     an ``arm`` in their meta (other envs) pass."""
     have, want = meta.get("arm"), expected.get("arm")
     if not (isinstance(have, dict) and isinstance(want, dict)) or have.get("sha256") == want.get("sha256"):
         return
+    what = "URDF"
+    if "card_sha256" in have or "card_sha256" in want:  # a gripper arm: URDF and card hashed together
+        urdf_changed = have.get("urdf_sha256") != want.get("urdf_sha256")
+        card_changed = have.get("card_sha256") != want.get("card_sha256")
+        what = "URDF and card" if urdf_changed and card_changed else "card" if card_changed else "URDF"
     change = (f"the checkpoint's arm is {have.get('urdf')} (sha256 {str(have.get('sha256'))[:16]}), the current one is "
               f"{want.get('urdf')} (sha256 {str(want.get('sha256'))[:16]})")
+    if what != "URDF":
+        change += f" (card {have.get('card')} sha256 {str(have.get('card_sha256'))[:16]}, now {want.get('card')} " \
+                  f"sha256 {str(want.get('card_sha256'))[:16]})"
     if not accept_change:
-        raise CheckpointError(f"{path}: the arm's URDF changed: {change}; to train on with the new file, resume with "
+        raise CheckpointError(f"{path}: the arm's {what} changed: {change}; to train on with the new file, resume with "
                               f"--urdf {want.get('urdf')} --accept-urdf-change")
-    print(f"[RESUME] The arm's URDF changed: {change}; continuing with it (--accept-urdf-change)")
+    print(f"[RESUME] The arm's {what} changed: {change}; continuing with it (--accept-urdf-change)")
 
 
 def periodic_number(path: Path) -> int | None:

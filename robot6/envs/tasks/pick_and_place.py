@@ -21,6 +21,7 @@ from robot6.envs.tasks.push import (
     Robot6PushEnv,
     cube_goal_space,
 )
+from robot6.envs.urdf import UrdfError
 
 # Grasping: more solver iterations than pushing, high friction on the finger pads and the cube, and a firm
 # grip (measured with scripted_pick: 20 iterations, friction 3 and 100 N*m carried 11 of 12 cubes to goals in
@@ -53,11 +54,17 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
 
     CAMERA = {"target": [0.42, 0.0, 0.10], "distance": 0.6, "yaw": 50, "pitch": -20}
     TIP_BOUNDS = (PICK_TIP_LOW, PICK_TIP_HIGH)
+    REACH_HEIGHTS = (PICK_TIP_LOW[2], CUBE_HALF + GOAL_MAX_HEIGHT)
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
                  urdf: str | None = None, card: str | None = None):
         super().__init__(render_mode, dense, width, height, urdf, card)
         sim, robot = self._sim, self.robot
+        if self._urdf is not None and not robot.min_width < 2 * CUBE_HALF < robot.max_width:
+            self.close()
+            raise UrdfError(f"--urdf {self._urdf.given}: its fingers open to {robot.max_width * 1000:.0f} mm and close to "
+                            f"{robot.min_width * 1000:.0f} mm; the cube is {2 * CUBE_HALF * 1000:.0f} mm wide, so they "
+                            "cannot grasp it (the card's fingers and finger_links choose which joints and links count)")
         sim.setPhysicsEngineParameter(numSolverIterations=PICK_SOLVER_ITERATIONS)
         for link in robot.finger_link_ids():
             sim.changeDynamics(robot.id, link, lateralFriction=FRICTION)

@@ -18,7 +18,7 @@ import pybullet
 from gymnasium import spaces
 
 from robot6.envs.arm import GripperArm, XArm6, connect
-from robot6.envs.card import find_card, read_card
+from robot6.envs.card import CARDS, find_card, read_card
 from robot6.envs.tasks.base import ArmTaskEnv
 from robot6.envs.urdf import UrdfError, read_urdf
 
@@ -83,6 +83,7 @@ class Robot6PushEnv(ArmTaskEnv):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": CUBE_PHYSICS_HZ // CUBE_SUBSTEPS}
     CAMERA = {"target": [0.45, 0.0, 0.05], "distance": 0.9, "yaw": 60, "pitch": -35}
     TIP_BOUNDS = (TIP_LOW, TIP_HIGH)
+    REACH_HEIGHTS = (TIP_LOW[2], 0.08)  # the TCP heights (m) an arm from a URDF must reach over the whole region
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
                  urdf: str | None = None, card: str | None = None):
@@ -109,6 +110,8 @@ class Robot6PushEnv(ArmTaskEnv):
         plane = sim.loadURDF("plane.urdf")
         try:
             self.robot = robot = XArm6(sim, plane, gripper=True) if self._urdf is None else GripperArm(sim, plane, self._urdf, self._card)
+            if self._urdf is not None:
+                self._check_arm(robot)
         except BaseException:
             self.close()
             raise
@@ -130,6 +133,18 @@ class Robot6PushEnv(ArmTaskEnv):
         self._matrix = functools.partial(pybullet.getMatrixFromQuaternion, **client)
         self._goal = np.array([*REGION_HIGH, CUBE_HALF])
         self._obs: dict[str, np.ndarray] | None = None
+
+    def _check_arm(self, robot: GripperArm) -> None:
+        """``UrdfError`` naming the points of the cube region (its corners and middle, at ``REACH_HEIGHTS``) that
+        the arm's TCP cannot reach pointing down."""
+        (x0, y0), (x1, y1) = REGION_LOW, REGION_HIGH
+        corners = [(x0, y0), (x0, y1), (x1, y0), (x1, y1), ((x0 + x1) / 2, (y0 + y1) / 2)]
+        missed = robot.unreachable([(x, y, z) for z in self.REACH_HEIGHTS for x, y in corners])
+        if missed:
+            points = ", ".join(f"({x:.3g}, {y:.3g}, {z:.3g})" for x, y, z in missed)
+            raise UrdfError(f"--urdf {self._urdf.given}: its TCP ({self._card.tcp_link} + {self._card.tcp_depth} m) cannot "
+                            f"reach, pointing down, within 1 cm: {points} (the cube region is x {x0:g}..{x1:g}, y {y0:g}.."
+                            f"{y1:g} m from the arm's base; the card's home and tcp_depth, or the URDF's limits, decide)")
 
     def _restore_snapshot(self) -> None:
         """The simulation as at construction, whatever ran before: the cube's contacts from the last episode are
@@ -204,7 +219,8 @@ class Robot6PushEnv(ArmTaskEnv):
                                "the first finger joint's target")
             self._arm = {
                 "urdf": self._urdf.given, "name": self._urdf.name, "urdf_sha256": self._urdf.sha256,
-                "card": str(card.path), "card_sha256": card.sha256,
+                "card": f"built-in {card.path.name}" if card.path.parent == CARDS else str(card.path),
+                "card_sha256": card.sha256,
                 "sha256": hashlib.sha256(f"{self._urdf.sha256} {card.sha256}".encode()).hexdigest(),
                 "tcp_link": card.tcp_link, "tcp_depth": card.tcp_depth, "approach": card.approach,
                 "joints": list(robot.joint_names), "lower": robot.low.tolist(), "upper": robot.high.tolist(),
