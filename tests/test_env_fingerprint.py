@@ -1,7 +1,8 @@
 """The built-in envs' seeded rollouts, pinned: a sha256 over observations, rewards, flags and success of a few
 episodes of random actions (and of the scripted controller where the env has one). A change to the arm, the
 simulation or a task that moves any of them by one bit fails here, so refactors of the env code can prove they
-changed nothing. When a change is meant to alter an env, print the new digests with
+changed nothing; the xArm6 given by its URDF (with its built-in card) must roll out as the built-in envs do.
+When a change is meant to alter an env, print the new digests with
 ``python tests/test_env_fingerprint.py`` and say why in the commit.
 """
 
@@ -66,6 +67,11 @@ def fingerprint(env_id: str, seed: int = SEED, **env_kwargs) -> str:
 def test_the_built_in_envs_roll_out_bit_for_bit_as_pinned(case):
     env_id, kwargs = CASES[case]
     assert fingerprint(env_id, **kwargs) == FINGERPRINTS[case]
+
+
+@pytest.mark.parametrize("env_id", ["Robot6Push-v0", "Robot6PickAndPlace-v0"])
+def test_the_xarm6_through_its_urdf_and_card_is_the_built_in_env_bit_for_bit(env_id):
+    assert fingerprint(env_id, urdf="xarm/xarm6_with_gripper.urdf") == FINGERPRINTS[env_id]
 
 
 def test_every_env_is_pinned_and_another_seed_gives_another_fingerprint():

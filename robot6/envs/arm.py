@@ -1,12 +1,14 @@
-"""The xArm6 in PyBullet, bare (``xarm/xarm6_robot.urdf``) or with its gripper (``xarm/xarm6_with_gripper.urdf``),
-both from ``pybullet_data``: the simulation a task runs in, the arm's joints, limits and neutral pose, and the
-calls a task makes on it every step (bound once: ``BulletClient`` looks each call up and wraps it anew).
+"""Arms in PyBullet: the simulation a task runs in, any arm from its URDF (``UrdfArm``: joints, limits, a
+neutral pose) and any arm with a gripper (``GripperArm``: its TCP, inverse kinematics pointing down, the fingers
+read from the URDF and its card), with the calls a task makes every step bound once (``BulletClient`` looks
+each call up and wraps it anew).
 
-Facts about the URDFs (pybullet 3.2.7): joint 0 is the fixed ``world_joint``, the six revolute arm joints are
-indices 1-6 and link 6 (``link6``) is the flange. With the gripper: joint 7 ``gripper_fix`` (fixed; link 7, the
-gripper base, coincides with the flange), joint 8 ``drive_joint`` and joints 9-13 (fingers and knuckles), all
-0 (open, fingers ~82 mm apart) to 0.85 rad (closed), each ``<mimic>`` of the drive joint with multiplier 1.
-PyBullet ignores ``<mimic>``, so the followers are driven to the drive joint's target with it.
+The built-in xArm6 is two URDFs of ``pybullet_data`` through these classes: ``xarm/xarm6_robot.urdf`` (Reach)
+and ``xarm/xarm6_with_gripper.urdf`` with its card (``robot6/envs/cards``; Push and Pick). Facts about them
+(pybullet 3.2.7): joint 0 is the fixed ``world_joint``, the six revolute arm joints are indices 1-6 and link 6
+(``link6``) is the flange. With the gripper: joint 7 ``gripper_fix`` (fixed; link 7, the gripper base,
+coincides with the flange), joint 8 ``drive_joint`` and joints 9-13 (fingers and knuckles), all 0 (open,
+fingers ~82 mm apart) to 0.85 rad (closed), each ``<mimic>`` of the drive joint with multiplier 1.
 """
 
 from __future__ import annotations
@@ -29,14 +31,6 @@ ARM_URDF = "xarm/xarm6_robot.urdf"
 GRIPPER_URDF = "xarm/xarm6_with_gripper.urdf"
 ARM_JOINTS = np.arange(1, 7)
 FLANGE_LINK = 6
-GRIPPER_BASE_LINK = 7
-GRIPPER_JOINTS = np.arange(8, 14)  # the drive joint, then its five followers
-GRIPPER_OPEN, GRIPPER_CLOSED = 0.0, 0.85  # rad of every gripper joint
-# Pointing down (roll pi), the fingertips of the closed gripper are this far below the gripper base (m).
-FINGERTIP_DEPTH = 0.165
-LEFT_FINGER, RIGHT_FINGER = 9, 12  # the finger links; their frames are FINGER_FRAME_OFFSET farther apart than the pads
-FINGER_FRAME_OFFSET = 0.059
-POINTING_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w) of roll pi: the gripper's z axis down
 # At all-zero joints the arm is folded onto itself; this pose holds the flange near (0.36, 0, 0.31).
 NEUTRAL_Q = np.array([0.0, -0.3, -0.6, 0.0, 0.9, 0.0])
 # Joint targets are clipped to these (rad). URDF limits, with the +-2pi wrist/base joints cut to +-pi so
@@ -99,125 +93,6 @@ def camera_image(sim: BulletClient, width: int, height: int, target: list[float]
     proj = sim.computeProjectionMatrixFOV(fov=60, aspect=width / height, nearVal=0.05, farVal=5.0)
     _, _, rgba, _, _ = sim.getCameraImage(width, height, view, proj, renderer=pybullet.ER_TINY_RENDERER)
     return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
-
-
-class XArm6:
-    """The arm in ``sim``: loaded with self-collision on, its fixed base on the ground ``plane`` (that contact
-    skipped), joint targets tracked by position control at the URDF's forces.
-
-    ``gripper=True`` loads the arm with its gripper; ``set_gripper`` then drives the drive joint and its
-    followers to one angle. The neutral pose is set by ``reset_pose``, not at loading, so that a task can add
-    its own bodies first (a simulation snapshot taken after it restores everything).
-    """
-
-    def __init__(self, sim: BulletClient, plane: int, gripper: bool = False):
-        self.sim, self.gripper = sim, gripper
-        self.id = sim.loadURDF(GRIPPER_URDF if gripper else ARM_URDF, useFixedBase=True, flags=pybullet.URDF_USE_SELF_COLLISION)
-        # The fixed base rests on the floor: that contact can never matter, so skip it every substep.
-        sim.setCollisionFilterPair(self.id, plane, -1, -1, 0)
-        self.joints = ARM_JOINTS.tolist()
-        self.forces = [sim.getJointInfo(self.id, j)[10] for j in self.joints]
-        self.gripper_joints = GRIPPER_JOINTS.tolist() if gripper else []
-        # The gripper's links (and the flange they hang from) never collide with each other: driven together,
-        # the closed fingers and knuckles touch, and those contacts cost a third of a physics step.
-        links = [FLANGE_LINK, GRIPPER_BASE_LINK, *self.gripper_joints] if gripper else []
-        for i, a in enumerate(links):
-            for b in links[i + 1:]:
-                sim.setCollisionFilterPair(self.id, self.id, a, b, 0)
-        self._gripper_forces = [sim.getJointInfo(self.id, j)[10] for j in self.gripper_joints]
-        self._tied_force: float | None = None
-        client = {"physicsClientId": sim._client}
-        self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
-        self._motor_control = functools.partial(pybullet.setJointMotorControlArray, **client)
-        self._joint_states = functools.partial(pybullet.getJointStates, **client)
-        self._link_state = functools.partial(pybullet.getLinkState, **client)
-        self._ik = functools.partial(pybullet.calculateInverseKinematics, **client)
-
-    home = NEUTRAL_Q  # where inverse kinematics starts from
-
-    def reset_pose(self, q: np.ndarray = NEUTRAL_Q, closed: float = 1.0) -> None:
-        """Put the joints at ``q`` (and the gripper closed by the fraction ``closed``), at rest, without simulating."""
-        for j, x in zip(self.joints, q, strict=True):
-            self.sim.resetJointState(self.id, j, x, 0.0)
-        for j in self.gripper_joints:
-            self.sim.resetJointState(self.id, j, closed * GRIPPER_CLOSED, 0.0)
-
-    def drive(self, target: list[float]) -> None:
-        """Position targets of the six arm joints (rad), tracked from the next physics step on."""
-        self._motor_control(self.id, self.joints, pybullet.POSITION_CONTROL, targetPositions=target, forces=self.forces)
-
-    def set_gripper(self, angle: float) -> None:
-        """Drive the drive joint and its five followers to ``angle`` (rad, 0 open to 0.85 closed); once
-        ``tie_gripper`` has tied the followers, the drive joint alone."""
-        if self._tied_force is not None:
-            self._motor_control(self.id, self.gripper_joints[:1], pybullet.POSITION_CONTROL, targetPositions=[angle],
-                                forces=[self._tied_force])
-            return
-        self._motor_control(self.id, self.gripper_joints, pybullet.POSITION_CONTROL,
-                            targetPositions=[angle] * len(self.gripper_joints), forces=self._gripper_forces)
-
-    open_command, closed_command = GRIPPER_OPEN, GRIPPER_CLOSED  # the drive joint's target (rad) open and closed
-
-    def grip(self, closed: float) -> float:
-        """Drive the gripper to the fraction ``closed`` of the way from open to closed (``set_gripper``); returns
-        the drive joint's target (rad): the finger command a task observes."""
-        angle = closed * GRIPPER_CLOSED
-        self.set_gripper(angle)
-        return angle
-
-    def finger_link_ids(self) -> list[int]:
-        """The gripper's moving links (for contact properties such as friction)."""
-        return list(self.gripper_joints)
-
-    def tcp_position_velocity(self) -> tuple[tuple, tuple]:
-        """The TCP (between the fingertips, ``FINGERTIP_DEPTH`` below the gripper base when pointing down): its
-        world position and linear velocity."""
-        base, velocity = self.link_position_velocity(GRIPPER_BASE_LINK)
-        return (base[0], base[1], base[2] - FINGERTIP_DEPTH), velocity
-
-    def tcp_ik(self, tip) -> list[float]:
-        """Arm joint targets that put the TCP at ``tip``, the gripper pointing down (``inverse_kinematics``)."""
-        return self.inverse_kinematics(GRIPPER_BASE_LINK, [float(tip[0]), float(tip[1]), float(tip[2]) + FINGERTIP_DEPTH])
-
-    def tie_gripper(self, force: float) -> None:
-        """Tie the five followers to the drive joint with gear constraints, as the real gripper's linkage does,
-        so that the fingers stay parallel when they squeeze something; from now on ``set_gripper`` drives the
-        drive joint alone, with up to ``force``. Call ``free_followers`` after every ``restoreState``."""
-        for follower in self.gripper_joints[1:]:
-            tie = self.sim.createConstraint(self.id, self.gripper_joints[0], self.id, follower, pybullet.JOINT_GEAR,
-                                            [1, 0, 0], [0, 0, 0], [0, 0, 0])
-            self.sim.changeConstraint(tie, gearRatio=-1, maxForce=1000, erp=1)
-        self._tied_force = force
-        self.free_followers()
-
-    def free_followers(self) -> None:
-        """Switch the followers' motors off (PyBullet's default velocity motor would hold them): the ties move them."""
-        followers = self.gripper_joints[1:]
-        self._motor_control(self.id, followers, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(followers))
-
-    def finger_width(self) -> float:
-        """The gap between the finger pads (m): 0.082 open, 0 closed on nothing."""
-        left, right = (np.array(self.link_position(j)) for j in (LEFT_FINGER, RIGHT_FINGER))
-        return max(0.0, float(np.linalg.norm(left - right)) - FINGER_FRAME_OFFSET)
-
-    def joint_states(self) -> list[tuple]:
-        """PyBullet's state (position, velocity, ...) of each arm joint."""
-        return self._joint_states(self.id, self.joints)
-
-    def link_position(self, link: int) -> tuple[float, float, float]:
-        """World position of a link's frame (forward kinematics of the current joints)."""
-        return self._link_state(self.id, link, computeForwardKinematics=True)[4]
-
-    def link_position_velocity(self, link: int) -> tuple[tuple, tuple]:
-        """World position and linear velocity of a link's frame."""
-        state = self._link_state(self.id, link, computeLinkVelocity=1, computeForwardKinematics=True)
-        return state[4], state[6]
-
-    def inverse_kinematics(self, link: int, position: list[float], orientation: tuple = POINTING_DOWN) -> list[float]:
-        """Arm joint targets (6, clipped to ``JOINT_LOW``/``JOINT_HIGH``) that put ``link`` at ``position`` with
-        ``orientation``, starting from the current joints (PyBullet's damped least squares)."""
-        q = self._ik(self.id, link, position, orientation, maxNumIterations=20)[:6]
-        return [min(max(x, lo), hi) for x, lo, hi in zip(q, JOINT_LOW.tolist(), JOINT_HIGH.tolist())]
 
 
 MOVABLE = {pybullet.JOINT_REVOLUTE: "revolute", pybullet.JOINT_PRISMATIC: "prismatic"}
@@ -366,7 +241,7 @@ AXIS_VECTORS = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0)
 
 class GripperArm(UrdfArm):
     """Any arm with a gripper, from its URDF and its card (``robot6.envs.card``), with the interface the cube
-    tasks use (as ``XArm6`` with its gripper): the TCP's position and velocity, the arm joints that put the TCP
+    tasks use: the TCP's position and velocity, the arm joints that put the TCP
     at a point with the gripper pointing down (inverse kinematics), and the gripper closed by a fraction.
 
     The arm is ``UrdfArm``'s chain (the base to where the chain branches: the hand). The fingers are the card's
@@ -433,6 +308,11 @@ class GripperArm(UrdfArm):
         if card.home is not None and len(card.home) != len(self.joints):
             raise UrdfError(f"{where}: home has {len(card.home)} values; the arm has {len(self.joints)} joints "
                             f"({', '.join(self.joint_names)})")
+        for joint, lo, hi in card.limits or ():
+            if joint not in self.joint_names:
+                raise UrdfError(f"{where}: limits: {joint} is not an arm joint (those are: {', '.join(self.joint_names)})")
+            i = self.joint_names.index(joint)
+            self.low[i], self.high[i] = lo, hi
         self.home = np.array(card.home) if card.home is not None else self.neutral
         self._forces = [card.grip_force or (infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE) for j in fingers]
         # Which limit opens: measured, unless the card says (the finger links' gap at each end).
@@ -480,7 +360,11 @@ class GripperArm(UrdfArm):
         return {p: self._gap(*p) for p in pairs}
 
     def _gap(self, a: int, b: int) -> float:
-        """The distance between the collision shapes of links ``a`` and ``b`` (0 when they touch)."""
+        """The distance between the collision shapes of links ``a`` and ``b`` (0 when they touch), or between
+        their frames less the card's ``width_offset``."""
+        if self.card.width_offset is not None:
+            return max(0.0, float(np.linalg.norm(np.subtract(self.link_position(a), self.link_position(b))))
+                       - self.card.width_offset)
         points = self.sim.getClosestPoints(self.id, self.id, 1.0, a, b)
         return max(0.0, min((c[8] for c in points), default=1.0))
 
@@ -530,7 +414,8 @@ class GripperArm(UrdfArm):
             self._motor_control(self.id, tied, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(tied))
 
     def finger_width(self) -> float:
-        """The gap between the two finger links' shapes (m): 0 where they touch, ``max_width`` open."""
+        """The gap between the two finger links' shapes (m): 0 where they touch, ``max_width`` open; with the
+        card's ``width_offset``, the distance between their frames less that offset."""
         return self._gap(*self.finger_links)
 
     def finger_link_ids(self) -> list[int]:
@@ -538,13 +423,11 @@ class GripperArm(UrdfArm):
         return list(self.finger_joints)
 
     def tcp_position_velocity(self) -> tuple[tuple, tuple]:
-        """The TCP's world position and linear velocity."""
+        """The TCP's world position and linear velocity: ``tcp_depth`` below the TCP link's frame (the tasks hold
+        the approach axis pointing down, and ``tcp_ik`` places the frame ``tcp_depth`` above its target)."""
         state = self._link_state(self.id, self.tcp_link, computeLinkVelocity=1, computeForwardKinematics=True)
         position = state[4]
-        if self._depth:
-            m = np.array(pybullet.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-            position = tuple(np.asarray(position) + self._depth * (m @ self._axis))
-        return position, state[6]
+        return (position[0], position[1], position[2] - self._depth), state[6]
 
     def unreachable(self, points, tolerance: float = 0.01) -> list[tuple[float, ...]]:
         """The ``points`` that inverse kinematics (20 rounds from ``home``, as a task's start pose is found) cannot

@@ -13,6 +13,9 @@ axis of it the gripper approaches an object, or, when it is ambiguous, which joi
     open = "upper"                   # optional: the finger joints' limit that opens (default: measured)
     home = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785]             # optional: arm joints to start IK from (rad, m)
     grip_force = 40.0                # optional: N (N*m) per finger joint (default: the URDF's effort)
+    width_offset = 0.059             # optional: the width is the finger links' frames' distance less this (m),
+                                     # instead of the gap between their collision shapes
+    limits = { joint1 = [-3.1416, 3.1416] }  # optional: tighter arm joint limits than the URDF's (rad or m)
 
 The card is found, in this order: named by ``--card PATH``; beside the URDF as ``<urdf stem>.card.toml``;
 built in, for the URDFs of ``pybullet_data`` that ship one (``BUILT_IN``).
@@ -51,6 +54,8 @@ class ArmCard:
     open: str | None = None
     home: tuple[float, ...] | None = None
     grip_force: float | None = None
+    width_offset: float | None = None
+    limits: tuple[tuple[str, float, float], ...] | None = None
 
 
 def find_card(urdf: UrdfFile, given: str | None) -> Path | None:
@@ -126,4 +131,19 @@ def read_card(path: Path) -> ArmCard:
         card["grip_force"] = _number(where, "grip_force", fields["grip_force"], "N or N*m")
         if card["grip_force"] <= 0:
             raise UrdfError(f"{where}: grip_force must be positive, got {card['grip_force']}")
+    if "limits" in fields:
+        table = fields["limits"]
+        if not isinstance(table, dict):
+            raise UrdfError(f"{where}: limits must be a table of joint = [lower, upper], got {table!r}")
+        limits = []
+        for joint, pair in table.items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise UrdfError(f"{where}: limits.{joint} must be [lower, upper], got {pair!r}")
+            lo, hi = (_number(where, f"limits.{joint}", v, "rad or m") for v in pair)
+            if not lo < hi:
+                raise UrdfError(f"{where}: limits.{joint} needs lower < upper, got [{lo}, {hi}]")
+            limits.append((joint, lo, hi))
+        card["limits"] = tuple(limits)
+    if "width_offset" in fields:
+        card["width_offset"] = _number(where, "width_offset", fields["width_offset"], "m")
     return ArmCard(path=path, sha256=hashlib.sha256(data).hexdigest(), **card)

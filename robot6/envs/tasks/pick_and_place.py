@@ -2,8 +2,8 @@
 ground or up to 20 cm above it (the panda-gym / Fetch PickAndPlace convention).
 
 As Robot6Push-v0 (``robot6.envs.tasks.push``), plus a fourth action component that opens and closes the gripper, and
-the finger command and the finger width in the observation. The gripper's five follower joints are tied to its
-drive joint by gear constraints (``XArm6.tie_gripper``), so the fingers stay parallel when they squeeze.
+the finger command and the finger width in the observation. The gripper's follower joints are tied to their
+leader by gear constraints (``GripperArm.tie_gripper``), so the fingers keep their relation when they squeeze.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
                  urdf: str | None = None, card: str | None = None):
         super().__init__(render_mode, dense, width, height, urdf, card)
         sim, robot = self._sim, self.robot
-        if self._urdf is not None and not robot.min_width < 2 * CUBE_HALF < robot.max_width:
+        if self._custom_arm and not robot.min_width < 2 * CUBE_HALF < robot.max_width:
             self.close()
             raise UrdfError(f"--urdf {self._urdf.given}: its fingers open to {robot.max_width * 1000:.0f} mm and close to "
                             f"{robot.min_width * 1000:.0f} mm; the cube is {2 * CUBE_HALF * 1000:.0f} mm wide, so they "

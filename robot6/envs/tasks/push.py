@@ -1,4 +1,5 @@
-"""Robot6Push-v0: push a 4 cm cube to a goal on the ground with the closed gripper of an xArm6.
+"""Robot6Push-v0: push a 4 cm cube to a goal on the ground with the closed gripper of an xArm6, or of any arm with a
+gripper given by its URDF and card (``robot6.envs.arm.GripperArm``, ``robot6.envs.card``).
 
 A goal env in the gymnasium-robotics shape (as panda-gym's PandaPush and Fetch's FetchPush): a Dict
 observation ``observation`` / ``achieved_goal`` (the cube's position) / ``desired_goal``, a vectorised
@@ -17,7 +18,7 @@ import numpy as np
 import pybullet
 from gymnasium import spaces
 
-from robot6.envs.arm import GripperArm, XArm6, connect
+from robot6.envs.arm import GRIPPER_URDF, GripperArm, connect
 from robot6.envs.card import CARDS, find_card, read_card
 from robot6.envs.tasks.base import ArmTaskEnv
 from robot6.envs.urdf import UrdfError, read_urdf
@@ -78,6 +79,11 @@ class Robot6PushEnv(ArmTaskEnv):
 
     Every reset restores a snapshot of the simulation taken once, so an episode depends only on the seed
     stream (exact resume). ``reset(options={"cube": xy, "goal": xy})`` places them instead of sampling.
+
+    ``urdf`` (and ``card``): another arm with a gripper; "fingertips" then means its TCP. Its card is ``card``,
+    else found beside the URDF or built in (``robot6.envs.card.find_card``). The cube region must be reachable
+    with the gripper pointing down (checked by inverse kinematics at construction). ``UrdfError`` (one line)
+    for an arm or card that cannot be used.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": CUBE_PHYSICS_HZ // CUBE_SUBSTEPS}
@@ -91,13 +97,15 @@ class Robot6PushEnv(ArmTaskEnv):
         self.dense = dense
         if urdf is None and card is not None:
             raise UrdfError("--card describes the arm of --urdf PATH; give both")
-        self._urdf = read_urdf(urdf) if urdf is not None else None
-        card_path = find_card(self._urdf, card) if self._urdf is not None else None
-        if self._urdf is not None and card_path is None:
+        # The built-in arm is the xArm6 with its gripper, through the same class and its built-in card.
+        self._custom_arm = urdf is not None
+        self._urdf = read_urdf(urdf if urdf is not None else GRIPPER_URDF)
+        card_path = find_card(self._urdf, card)
+        if card_path is None:
             raise UrdfError(f"--urdf {urdf}: no card for this arm: Push and Pick need at least its tcp_link (the link "
                             f"the tool centre point is measured from), in {self._urdf.path.stem}.card.toml beside the "
                             "URDF or named by --card (docs/ARMS.md)")
-        self._card = read_card(card_path) if card_path is not None else None
+        self._card = read_card(card_path)
         self._arm: dict[str, Any] | None = None
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = cube_goal_space(OBS_DIM)
@@ -109,8 +117,8 @@ class Robot6PushEnv(ArmTaskEnv):
         sim.setPhysicsEngineParameter(numSolverIterations=CUBE_SOLVER_ITERATIONS, deterministicOverlappingPairs=1)
         plane = sim.loadURDF("plane.urdf")
         try:
-            self.robot = robot = XArm6(sim, plane, gripper=True) if self._urdf is None else GripperArm(sim, plane, self._urdf, self._card)
-            if self._urdf is not None:
+            self.robot = robot = GripperArm(sim, plane, self._urdf, self._card)
+            if self._custom_arm:
                 self._check_arm(robot)
         except BaseException:
             self.close()
@@ -209,7 +217,7 @@ class Robot6PushEnv(ArmTaskEnv):
         ``card_sha256``, TCP link (also as ``ee_link``) and depth, approach axis), ``sha256`` over both (resume
         refuses a change of either), the arm joints and their limits, the finger joints, and what each action
         component means."""
-        if self._urdf is None:
+        if not self._custom_arm:
             return None
         if self._arm is None:
             card, robot = self._card, self.robot

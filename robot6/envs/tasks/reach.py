@@ -1,5 +1,5 @@
-"""Robot6Reach-v0: bring the flange of a bare xArm6 (``robot6.envs.arm.XArm6``) to a random goal, or the end effector
-of any arm from a URDF (``robot6.envs.arm.UrdfArm``) to a goal it can reach."""
+"""Robot6Reach-v0: bring the flange of a bare xArm6 to a random goal, or the end effector of any arm from a URDF to a
+goal it can reach (both through ``robot6.envs.arm.UrdfArm``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from robot6.envs.arm import (
     PHYSICS_HZ,
     SUBSTEPS,
     UrdfArm,
-    XArm6,
     connect,
 )
 from robot6.envs.tasks.base import ArmTaskEnv
@@ -115,7 +114,7 @@ class Robot6ReachEnv(ArmTaskEnv):
 
     def _load_xarm6(self) -> tuple[np.ndarray, np.ndarray]:
         """The bare xArm6 and its goal box."""
-        self.robot = XArm6(self._sim, self._plane)
+        self.robot = UrdfArm(self._sim, self._plane, read_urdf(ARM_URDF))
         self._ee, self._neutral = FLANGE_LINK, NEUTRAL_Q
         self._low, self._high = JOINT_LOW, JOINT_HIGH
         self.action_scale = [JOINT_ACTION_SCALE] * len(ARM_JOINTS)
