@@ -1,8 +1,10 @@
-"""Evaluate a checkpoint's deterministic policy on fresh episodes, optionally recording a video.
+"""Evaluate a checkpoint's deterministic policy on fresh episodes, optionally recording a video; or an env's
+scripted controller (the source of ``--demos``), e.g. to check a gripper arm's card before training on it.
 
     robot6-evaluate checkpoints/RUN/best.pth --episodes 20
     robot6-evaluate checkpoints/RUN/best.pth --video reach.mp4      # or reach.gif; headless
     robot6-evaluate checkpoints/RUN/latest.pth --gui                # PyBullet window (needs a display)
+    robot6-evaluate --scripted Robot6PickAndPlace-v0 --urdf franka_panda/panda.urdf --episodes 60 --video pick.gif
 """
 
 from __future__ import annotations
@@ -93,7 +95,12 @@ def check_video_path(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=command("evaluate"), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path, help="a .pth file: latest.pth, best.pth or any ckpt_*.pth")
+    p.add_argument("checkpoint", type=Path, nargs="?", help="a .pth file: latest.pth, best.pth or any ckpt_*.pth")
+    p.add_argument("--scripted", metavar="ENV", default=None,
+                   help="instead of a checkpoint: the scripted controller of ENV (Robot6Push-v0, Robot6PickAndPlace-v0 "
+                        "and their Dense variants)")
+    p.add_argument("--urdf", metavar="PATH", default=None, help="with --scripted: the arm (as robot6-train --urdf)")
+    p.add_argument("--card", metavar="PATH", default=None, help="with --scripted --urdf: the arm's card (as robot6-train --card)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation env: different from training by default")
     p.add_argument("--video", type=Path, default=None, help="record to this .mp4 or .gif (headless rendering)")
@@ -112,9 +119,23 @@ def main(argv: list[str] | None = None) -> int:
 
             if not display_available():
                 raise ConfigError("--gui needs a display, and none was found (DISPLAY is unset); use --video out.mp4 instead")
-        actor, meta = load_policy(args.checkpoint)
-        env = make_eval_env(meta["env_id"], "rgb_array" if args.video else "human" if args.gui else None,
-                            Config.from_dict(meta.get("config", {})).env_kwargs())
+        if (args.checkpoint is None) == (args.scripted is None):
+            raise ConfigError("give a checkpoint, or --scripted ENV (not both)")
+        if args.scripted is None and (args.urdf or args.card):
+            raise ConfigError("--urdf and --card go with --scripted; a checkpoint knows its arm")
+        if args.card is not None and args.urdf is None:
+            raise ConfigError("--card describes the gripper of --urdf PATH; give both")
+        render = "rgb_array" if args.video else "human" if args.gui else None
+        if args.scripted is not None:
+            kwargs = {k: v for k, v in (("urdf", args.urdf), ("card", args.card)) if v is not None}
+            env = make_eval_env(args.scripted, render, kwargs)
+            if not hasattr(env.unwrapped, "demonstration"):
+                env.close()
+                raise ConfigError(f"--scripted {args.scripted}: this env has no scripted controller")
+            actor, meta = (lambda obs: env.unwrapped.demonstration()), {"env_id": args.scripted}
+        else:
+            actor, meta = load_policy(args.checkpoint)
+            env = make_eval_env(meta["env_id"], render, Config.from_dict(meta.get("config", {})).env_kwargs())
         frames: list | None = [] if args.video else None
         try:
             result = evaluate(actor, env, args.episodes, args.seed, frames, record_episodes=args.video_episodes)
@@ -130,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     s = result.summary()
-    print(f"{args.checkpoint}: {meta['env_id']}, trained {meta['episode']} episodes, {meta['global_step']} steps")
+    if args.scripted is not None:
+        print(f"scripted controller: {args.scripted}" + (f" on {args.urdf}" if args.urdf else ""))
+    else:
+        print(f"{args.checkpoint}: {meta['env_id']}, trained {meta['episode']} episodes, {meta['global_step']} steps")
     print(f"return        {s['mean_return']:.3f} +- {s['std_return']:.3f} over {args.episodes} episodes")
     if np.isfinite(s["success_rate"]):
         print(f"success rate  {s['success_rate']:.0%}")

@@ -67,6 +67,20 @@ def test_the_scripted_controllers_push_and_pick_through_the_arm_interface(urdf, 
     assert scripted_success("Robot6PickAndPlace-v0", urdf, 20) >= pick
 
 
+def test_evaluate_runs_the_scripted_controller_on_an_arm_and_records_it(tmp_path, capsys):
+    video = tmp_path / "pick.gif"
+    assert evaluate.main(["--scripted", "Robot6PickAndPlace-v0", "--urdf", GRIPPER5, "--episodes", "5",
+                          "--video", str(video), "--video-episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"scripted controller: Robot6PickAndPlace-v0 on {GRIPPER5}" in out and "success rate  100%" in out
+    assert video.stat().st_size > 0
+    for argv, message in [(["--scripted", "Robot6Reach-v0"], "has no scripted controller"),
+                          ([], "give a checkpoint, or --scripted ENV"),
+                          (["--scripted", "Robot6Push-v0", "--card", "c.toml"], "--card describes the gripper")]:
+        assert evaluate.main(argv) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_the_gripper_is_read_from_the_urdf_mimic_followers_included():
     env = make_env("Robot6PickAndPlace-v0", urdf=GRIPPER5)
     try:
