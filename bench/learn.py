@@ -55,7 +55,8 @@ Results = dict[str, dict[int, list[dict[str, Any]]]]  # trainer -> budget -> one
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Robot6Reach-v0", help="gymnasium env id (module:EnvId for a third-party env)")
-    p.add_argument("--urdf", default=None, metavar="PATH", help="Robot6Reach-v0 on the arm of this URDF (as robot6-train --urdf)")
+    p.add_argument("--urdf", default=None, metavar="PATH", help="the arm of this URDF (as robot6-train --urdf): Reach, or Push and Pick on an arm with a gripper")
+    p.add_argument("--card", default=None, metavar="PATH", help="with --urdf on Push or Pick: the arm's card (as robot6-train --card)")
     p.add_argument("--ee-link", default=None, metavar="NAME", help="with --urdf: the end-effector link")
     p.add_argument("--trainer", nargs="+", choices=("ours", "sb3", "tqc", "both"), default=["ours"],
                    help="which trainers to run: ours, sb3 (SB3's SAC), tqc (sb3-contrib's TQC at rl-zoo3's panda-gym "
@@ -89,7 +90,7 @@ class Plan:
     trainers: list[str]  # "ours", "sb3", "tqc"
     workdir: Path
     threads: int  # torch threads per training
-    arm: Config  # env_id and the arm options (urdf, ee_link)
+    arm: Config  # env_id and the arm options (urdf, card, ee_link)
     ours_flags: list[str]  # --set as training flags (and --eval-every 0 unless set)
     peer_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer -> its settings over its preset
 
@@ -109,7 +110,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     """``args`` checked and resolved; ``Robot6Error`` for a bad value."""
     if min(args.steps) <= 0 or args.eval_episodes <= 0 or args.jobs <= 0:
         raise Robot6Error("--steps, --eval-episodes and --jobs must be positive")
-    arm = Config(env_id=args.env, urdf=args.urdf, ee_link=args.ee_link)
+    arm = Config(env_id=args.env, urdf=args.urdf, card=args.card, ee_link=args.ee_link)
     arm.validate()
     make_env(args.env, **arm.env_kwargs()).close()
     if args.no_train and (args.workdir is None or not args.workdir.is_dir()):
