@@ -418,9 +418,15 @@ class GripperArm(UrdfArm):
         card's ``width_offset``, the distance between their frames less that offset."""
         return self._gap(*self.finger_links)
 
-    def finger_link_ids(self) -> list[int]:
-        """The gripper's moving links (for contact properties such as friction)."""
-        return list(self.finger_joints)
+    def set_finger_friction(self, friction: float) -> None:
+        """The lateral friction of the gripper's moving links (the pads that hold an object)."""
+        for link in self.finger_joints:
+            self.sim.changeDynamics(self.id, link, lateralFriction=friction)
+
+    @property
+    def finger_names(self) -> list[str]:
+        """The finger joints' names, leaders and followers, in the URDF's order."""
+        return [self.sim.getJointInfo(self.id, j)[1].decode() for j in self.finger_joints]
 
     def tcp_position_velocity(self) -> tuple[tuple, tuple]:
         """The TCP's world position and linear velocity: ``tcp_depth`` below the TCP link's frame (the tasks hold

@@ -66,8 +66,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
                             f"{robot.min_width * 1000:.0f} mm; the cube is {2 * CUBE_HALF * 1000:.0f} mm wide, so they "
                             "cannot grasp it (the card's fingers and finger_links choose which joints and links count)")
         sim.setPhysicsEngineParameter(numSolverIterations=PICK_SOLVER_ITERATIONS)
-        for link in robot.finger_link_ids():
-            sim.changeDynamics(robot.id, link, lateralFriction=FRICTION)
+        robot.set_finger_friction(FRICTION)
         sim.changeDynamics(self._cube, -1, lateralFriction=FRICTION)
         robot.tie_gripper(GRIP_FORCE)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)

@@ -233,7 +233,7 @@ class Robot6PushEnv(ArmTaskEnv):
                 "tcp_link": card.tcp_link, "tcp_depth": card.tcp_depth, "approach": card.approach,
                 "joints": list(robot.joint_names), "lower": robot.low.tolist(), "upper": robot.high.tolist(),
                 "ee_link": card.tcp_link,
-                "fingers": [self._sim.getJointInfo(robot.id, j)[1].decode() for j in robot.finger_joints],
+                "fingers": robot.finger_names,
                 "action": meaning, "tcp_bounds": [self.TIP_BOUNDS[0].tolist(), self.TIP_BOUNDS[1].tolist()],
                 "control_hz": CUBE_PHYSICS_HZ / CUBE_SUBSTEPS,
             }
