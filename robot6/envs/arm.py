@@ -236,19 +236,19 @@ POINTING_DOWN_BY_AXIS = {
     "x": (0.0, _S, 0.0, _S), "-x": (0.0, -_S, 0.0, _S),
     "y": (-_S, 0.0, 0.0, _S), "-y": (_S, 0.0, 0.0, _S),
 }
-AXIS_VECTORS = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1), "-x": (-1, 0, 0), "-y": (0, -1, 0), "-z": (0, 0, -1)}
 
 
 class GripperArm(UrdfArm):
     """Any arm with a gripper, from its URDF and its card (``robot6.envs.card``), with the interface the cube
-    tasks use: the TCP's position and velocity, the arm joints that put the TCP
-    at a point with the gripper pointing down (inverse kinematics), and the gripper closed by a fraction.
+    tasks use: the TCP's position and velocity, the arm joints that put the TCP at a point with the gripper
+    pointing down (inverse kinematics), and the gripper closed by a fraction.
 
     The arm is ``UrdfArm``'s chain (the base to where the chain branches: the hand). The fingers are the card's
     ``fingers``, else the movable joints past the chain; a finger that is a ``<mimic>`` of another follows it
-    (driven by its own motor to ``multiplier * leader + offset``, since PyBullet ignores ``<mimic>``). Open and
-    closed are the leaders' limits: the card's ``open``, else the end where the two finger links are farther
-    apart. The finger width is the gap between the two finger links' collision shapes.
+    (PyBullet ignores ``<mimic>``): driven by its own motor to ``multiplier * leader + offset``, or, after
+    ``tie_gripper``, tied to its leader by a gear constraint. Open and closed are the leaders' limits: the card's
+    ``open``, else the end where the two finger links are farther apart. The finger width is the gap between the
+    two finger links' collision shapes (or the card's ``width_offset`` rule).
     ``UrdfError`` (one line) for a URDF without fingers, a card naming a link or joint the URDF lacks, or
     fingers that do not open.
     """
@@ -281,6 +281,7 @@ class GripperArm(UrdfArm):
         self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
         # Leaders are commanded; each follower copies its leader through its <mimic>.
         self.finger_joints = fingers
+        self._tied: list[int] = []  # the followers tied to their leader (tie_gripper)
         self._follows: list[tuple[int, float, float] | None] = []
         for name in names:
             leader = urdf.mimics.get(name)
@@ -303,7 +304,6 @@ class GripperArm(UrdfArm):
             raise UrdfError(f"{where}: tcp_link: {urdf.given} has no link {card.tcp_link} (its links: {', '.join(link_ids)})")
         self.tcp_link = link_ids[card.tcp_link]
         self._depth = card.tcp_depth
-        self._axis = np.array(AXIS_VECTORS[card.approach], dtype=np.float64)
         self.pointing_down = POINTING_DOWN_BY_AXIS[card.approach]
         if card.home is not None and len(card.home) != len(self.joints):
             raise UrdfError(f"{where}: home has {len(card.home)} values; the arm has {len(self.joints)} joints "
@@ -377,8 +377,7 @@ class GripperArm(UrdfArm):
             self._drive_fingers()
 
     def _drive_fingers(self) -> None:
-        tied = getattr(self, "_tied", [])
-        driven = [i for i in range(len(self.finger_joints)) if i not in tied]
+        driven = [i for i in range(len(self.finger_joints)) if i not in self._tied]
         q = self._finger_q(self._target)
         self._motor_control(self.id, [self.finger_joints[i] for i in driven], pybullet.POSITION_CONTROL,
                             targetPositions=[q[i] for i in driven], forces=[self._forces[i] for i in driven])
@@ -409,7 +408,7 @@ class GripperArm(UrdfArm):
 
     def free_followers(self) -> None:
         """Switch the tied followers' motors off (PyBullet's default velocity motor would hold them)."""
-        tied = [self.finger_joints[i] for i in getattr(self, "_tied", [])]
+        tied = [self.finger_joints[i] for i in self._tied]
         if tied:
             self._motor_control(self.id, tied, pybullet.VELOCITY_CONTROL, forces=[0.0] * len(tied))
 
