@@ -107,6 +107,8 @@ class Robot6PushEnv(ArmTaskEnv):
                             "URDF or named by --card (docs/ARMS.md)")
         self._card = read_card(card_path)
         self._arm: dict[str, Any] | None = None
+        if self._custom_arm:  # another arm may be larger than the xArm6: the camera steps back
+            self.CAMERA = {**self.CAMERA, "distance": 1.5 * self.CAMERA["distance"]}
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = cube_goal_space(OBS_DIM)
 
