@@ -98,6 +98,12 @@ def camera_image(sim: BulletClient, width: int, height: int, target: list[float]
 MOVABLE = {pybullet.JOINT_REVOLUTE: "revolute", pybullet.JOINT_PRISMATIC: "prismatic"}
 MIN_ARM_JOINTS, MAX_ARM_JOINTS = 2, 7
 DEFAULT_FORCE = 100.0  # N*m (N) for a joint whose URDF gives no effort limit: position control needs one
+IK_ROUNDS = 20  # inverse kinematics repeated from its own answer: how a pose for a TCP point is found
+
+
+def _effort(info: tuple) -> float:
+    """A joint's force limit for position control (``getJointInfo``): the URDF's effort, else ``DEFAULT_FORCE``."""
+    return info[10] if info[10] > 0 else DEFAULT_FORCE
 
 
 class UrdfArm:
@@ -169,11 +175,9 @@ class UrdfArm:
             high.append(hi)
         self.low, self.high = np.array(low), np.array(high)
         self.neutral = (self.low + self.high) / 2
-        self.forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.joints]
+        self.forces = [_effort(infos[j]) for j in self.joints]
         self.velocities = np.array([infos[j][11] for j in self.joints])
-        self.held = [j for j in movable if j not in chain]
-        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in self.held]
-        self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
+        self._hold([j for j in movable if j not in chain], infos)
         self._plane = plane
         client = {"physicsClientId": sim._client}
         self.step_simulation = functools.partial(pybullet.stepSimulation, **client)
@@ -184,6 +188,12 @@ class UrdfArm:
         sim.performCollisionDetection()
         for c in sim.getContactPoints(self.id, self.id):
             sim.setCollisionFilterPair(self.id, self.id, c[3], c[4], 0)
+
+    def _hold(self, joints: list[int], infos: list[tuple]) -> None:
+        """Hold ``joints`` (movable joints outside the arm) at the middle of their range (0 without limits)."""
+        self.held = joints
+        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in joints]
+        self._held_forces = [_effort(infos[j]) for j in joints]
 
     @property
     def ee_link_name(self) -> str:
@@ -276,9 +286,7 @@ class GripperArm(UrdfArm):
             raise UrdfError(f"--urdf {urdf.given}: no gripper: no movable joint past the arm chain (it ends at "
                             f"{self.ee_link_name}); Push and Pick need finger joints (a card's `fingers` names them)")
         names = [infos[j][1].decode() for j in fingers]
-        self.held = [j for j in self.held if j not in fingers]
-        self._held_q = [(infos[j][8] + infos[j][9]) / 2 if infos[j][8] < infos[j][9] else 0.0 for j in self.held]
-        self._held_forces = [infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE for j in self.held]
+        self._hold([j for j in self.held if j not in fingers], infos)
         # Leaders are commanded; each follower copies its leader through its <mimic>.
         self.finger_joints = fingers
         self._tied: list[int] = []  # the followers tied to their leader (tie_gripper)
@@ -314,7 +322,7 @@ class GripperArm(UrdfArm):
             i = self.joint_names.index(joint)
             self.low[i], self.high[i] = lo, hi
         self.home = np.array(card.home) if card.home is not None else self.neutral
-        self._forces = [card.grip_force or (infos[j][10] if infos[j][10] > 0 else DEFAULT_FORCE) for j in fingers]
+        self._forces = [card.grip_force or _effort(infos[j]) for j in fingers]
         # Which limit opens: measured, unless the card says (the finger links' gap at each end).
         lows_a, highs_a = np.array(lows), np.array(highs)
         gaps = {}
@@ -368,11 +376,15 @@ class GripperArm(UrdfArm):
         points = self.sim.getClosestPoints(self.id, self.id, 1.0, a, b)
         return max(0.0, min((c[8] for c in points), default=1.0))
 
+    def _leader_target(self, closed: float) -> np.ndarray:
+        """The finger joints' leader targets the fraction ``closed`` of the way from open to closed."""
+        return self._open_q + closed * (self._closed_q - self._open_q)
+
     def reset_pose(self, q: np.ndarray, closed: float = 0.0) -> None:
         """Arm joints at ``q``, the gripper closed by the fraction ``closed`` (0 open, 1 closed), at rest."""
         super().reset_pose(q)
-        if hasattr(self, "_open_q"):
-            self._target = self._open_q + closed * (self._closed_q - self._open_q)
+        if hasattr(self, "_open_q"):  # UrdfArm's constructor sets a pose before the fingers are known
+            self._target = self._leader_target(closed)
             self._put_fingers(self._target)
             self._drive_fingers()
 
@@ -385,7 +397,7 @@ class GripperArm(UrdfArm):
     def grip(self, closed: float) -> float:
         """Drive the gripper to the fraction ``closed`` of the way from open to closed; returns the first finger
         joint's target (rad or m): the finger command a task observes."""
-        self._target = self._open_q + closed * (self._closed_q - self._open_q)
+        self._target = self._leader_target(closed)
         self._drive_fingers()
         return float(self._target[0])
 
@@ -434,14 +446,19 @@ class GripperArm(UrdfArm):
         position = state[4]
         return (position[0], position[1], position[2] - self._depth), state[6]
 
+    def place_tcp(self, point, closed: float, start: np.ndarray | None = None) -> None:
+        """Put the arm at rest where ``IK_ROUNDS`` rounds of ``tcp_ik`` from ``start`` (default ``home``) bring the
+        TCP to ``point``, pointing down, the gripper closed by the fraction ``closed`` (a task's start pose)."""
+        self.reset_pose(self.home if start is None else start, closed)
+        for _ in range(IK_ROUNDS):
+            self.reset_pose(self.tcp_ik(point), closed)
+
     def unreachable(self, points, tolerance: float = 0.01) -> list[tuple[float, ...]]:
-        """The ``points`` that inverse kinematics (20 rounds from ``home``, as a task's start pose is found) cannot
-        bring the TCP within ``tolerance`` m of, pointing down. Moves the joints: restore a snapshot after it."""
+        """The ``points`` that ``place_tcp`` (from ``home``, as a task's start pose is found) cannot bring the TCP
+        within ``tolerance`` m of, pointing down. Moves the joints: restore a snapshot after it."""
         missed = []
         for point in points:
-            self.reset_pose(self.home, 1.0)
-            for _ in range(20):
-                self.reset_pose(self.tcp_ik(point), 1.0)
+            self.place_tcp(point, 1.0)
             if np.linalg.norm(np.subtract(self.tcp_position_velocity()[0], point)) > tolerance:
                 missed.append(tuple(float(x) for x in point))
         return missed

@@ -6,7 +6,7 @@ axis of it the gripper approaches an object, or, when it is ambiguous, which joi
 
     # panda.card.toml
     tcp_link = "panda_grasptarget"   # the link whose frame the TCP is measured from
-    tcp_depth = 0.0                  # m from that frame along the approach axis to the TCP
+    tcp_depth = 0.004                # m from that frame along the approach axis to the TCP
     approach = "z"                   # the axis of tcp_link that points from the gripper to what it grasps
     fingers = ["panda_finger_joint1", "panda_finger_joint2"]   # optional: default, the joints past the chain
     finger_links = ["panda_leftfinger", "panda_rightfinger"]   # optional: the two links whose gap is the width

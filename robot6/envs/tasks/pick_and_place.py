@@ -72,9 +72,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.observation_space = cube_goal_space(PICK_OBS_DIM)
         # The start pose: fingertips at PICK_TIP_START, gripper open; the snapshot every reset restores.
-        robot.reset_pose(self._start_q, 0.0)
-        for _ in range(20):
-            robot.reset_pose(robot.tcp_ik(PICK_TIP_START), 0.0)
+        robot.place_tcp(PICK_TIP_START, 0.0, start=self._start_q)
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
         self._finger = robot.open_command

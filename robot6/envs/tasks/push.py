@@ -131,10 +131,8 @@ class Robot6PushEnv(ArmTaskEnv):
                                          basePosition=[*REGION_LOW, CUBE_HALF])
         marker = sim.createVisualShape(pybullet.GEOM_BOX, halfExtents=[CUBE_HALF] * 3, rgbaColor=[0.1, 0.8, 0.2, 0.4])
         self._goal_marker = sim.createMultiBody(baseMass=0.0, baseVisualShapeIndex=marker, basePosition=[*REGION_HIGH, CUBE_HALF])
-        # The start pose: the fingertips at TIP_START, found once by inverse kinematics from the neutral pose.
-        robot.reset_pose(robot.home, 1.0)
-        for _ in range(20):
-            robot.reset_pose(robot.tcp_ik(TIP_START), 1.0)
+        # The start pose: the fingertips at TIP_START, found once by inverse kinematics from the arm's home pose.
+        robot.place_tcp(TIP_START, 1.0)
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
         client = {"physicsClientId": sim._client}

@@ -214,7 +214,7 @@ class Robot6ReachEnv(ArmTaskEnv):
         type, limits (rad or m) and ``action_scale`` (the largest target change per step and unit of action),
         at ``control_hz`` steps per second."""
         if self._arm is None:
-            urdf = self._urdf if self._urdf is not None else read_urdf(ARM_URDF)
+            urdf = self.robot.urdf  # the file the arm was loaded from, read once
             self._arm = {
                 "urdf": urdf.given, "name": urdf.name, "sha256": urdf.sha256,
                 "ee_link": self._sim.getJointInfo(self.robot.id, self._ee)[12].decode(),
