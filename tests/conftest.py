@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,16 @@ def short_run(tmp_path_factory) -> Path:
     result = run_cli("--episodes", "4", "--ckpt-every", "2", *FAST, cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder
+
+
+def evaluate_and_export(checkpoint: Path, tmp_path: Path, capsys) -> dict:
+    """Run ``robot6.evaluate`` on ``checkpoint`` with a one-episode GIF and ``robot6.export`` to TorchScript,
+    checking both worked; returns the exported file's metadata (its ``.json``)."""
+    from robot6 import evaluate, export  # torch and PyBullet: only for the tests that use them
+
+    video = tmp_path / "episode.gif"
+    assert evaluate.main([str(checkpoint), "--episodes", "1", "--video", str(video), "--video-episodes", "1"]) == 0
+    assert "success rate" in capsys.readouterr().out and video.stat().st_size > 0
+    out = tmp_path / "policy.pt"
+    assert export.main([str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
+    return json.loads(Path(f"{out}.json").read_text())

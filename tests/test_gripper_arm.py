@@ -3,16 +3,15 @@ read from the URDF (fingers past the arm chain, <mimic> followers, open and clos
 found beside the URDF, by flag or built in, the scripted controllers working through the arm's interface, bad
 input as one line and exit 2, the arm and its card in checkpoints, and the tools on such a run."""
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, run_cli
+from conftest import FAST, ROOT, evaluate_and_export, run_cli
 from gymnasium.utils.env_checker import check_env
 
-from robot6 import evaluate, export, show
+from robot6 import evaluate, show
 from robot6 import train as train_command
 from robot6.envs.card import read_card
 from robot6.envs.factory import make_env
@@ -210,11 +209,6 @@ def test_the_tools_know_the_gripper_arm(pick_run, tmp_path, capsys):
     shown = capsys.readouterr().out
     assert f"arm gripper5 from {GRIPPER5}" in shown and "TCP hand + 0.085 m along z" in shown
     assert "action[3]: gripper: -1 open (0) to +1 closed (0.6)" in shown
-    video = tmp_path / "pick.gif"
-    assert evaluate.main([str(pick_run), "--episodes", "1", "--video", str(video), "--video-episodes", "1"]) == 0
-    assert "success rate" in capsys.readouterr().out and video.stat().st_size > 0
-    out = tmp_path / "policy.pt"
-    assert export.main([str(pick_run), "--format", "torchscript", "--out", str(out)]) == 0
-    info = json.loads(Path(f"{out}.json").read_text())
+    info = evaluate_and_export(pick_run, tmp_path, capsys)
     assert info["act_dim"] == 4 and info["arm"]["fingers"] == ["left_finger_joint", "right_finger_joint"]
     assert info["arm"]["action"][0].startswith("TCP x displacement") and info["arm"]["card_sha256"]

@@ -2,7 +2,6 @@
 load with one action per joint, goals are reachable, bad input is one line and exit 2, the checkpoint knows the
 arm (a changed URDF is refused on resume), and the tools work on it."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pybullet
 import pytest
-from conftest import FAST, ROOT, run_cli
+from conftest import FAST, ROOT, evaluate_and_export, run_cli
 from gymnasium.utils.env_checker import check_env
 
-from robot6 import evaluate, export, show
+from robot6 import show
 from robot6 import train as train_command
 from robot6.envs.tasks.reach import GOAL_MIN_HEIGHT
 from robot6.envs.urdf import UrdfError, read_urdf
@@ -234,11 +233,6 @@ def arm_run(tmp_path_factory) -> Path:
 def test_the_tools_know_the_arm(arm_run, tmp_path, capsys):
     assert show.main([str(arm_run)]) == 0
     assert f"arm arm5 from {ARM5}" in capsys.readouterr().out
-    video = tmp_path / "arm.gif"
-    assert evaluate.main([str(arm_run), "--episodes", "1", "--video", str(video), "--video-episodes", "1"]) == 0
-    assert "success rate" in capsys.readouterr().out and video.stat().st_size > 0
-    out = tmp_path / "policy.pt"
-    assert export.main([str(arm_run), "--format", "torchscript", "--out", str(out)]) == 0
-    info = json.loads(Path(f"{out}.json").read_text())
+    info = evaluate_and_export(arm_run, tmp_path, capsys)
     assert info["act_dim"] == 5 and info["arm"]["joints"] == ["base_yaw", "shoulder_pitch", "elbow_pitch", "wrist_pitch", "wrist_roll"]
     assert info["arm"]["action_scale"] == [0.05] * 5 and info["arm"]["ee_link"] == "tool"
