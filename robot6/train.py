@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import sys
 
-from robot6.errors import Robot6Error
+from robot6.errors import ConfigError, Robot6Error
 from robot6.run.config import Config, flag_of, value_text
 from robot6.run.report import command
 
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif f.name == "hidden":
             parser.add_argument(flag, dest=f.name, type=int, nargs="+", metavar="N", help=help_text)
+        elif f.name == "randomization":
+            parser.add_argument(flag, dest=f.name, nargs="+", metavar="NAME=LOW:HIGH", help=help_text)
         elif f.name == "workspace":
             parser.add_argument(flag, dest=f.name, type=float, nargs=6, metavar="X", help=help_text)
         else:
@@ -64,11 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_ranges(texts: list[str]) -> dict[str, list[float]]:
+    """``--randomization`` values (``NAME=LOW:HIGH`` or ``NAME=VALUE``) as ranges; ``ConfigError`` if malformed."""
+    from robot6.envs.randomize import RandomizationError, parse_range
+
+    try:
+        return dict(parse_range(text) for text in texts)
+    except RandomizationError as e:
+        raise ConfigError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     from robot6.run.loop import train  # heavy imports (torch, pybullet) after --help
 
     try:
+        if "randomization" in args:
+            args["randomization"] = parse_ranges(args["randomization"])
         result = train(Config(**args), given=set(args))
     except Robot6Error as e:
         print(f"error: {e}", file=sys.stderr)

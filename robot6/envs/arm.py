@@ -394,6 +394,10 @@ class GripperArm(UrdfArm):
         self._motor_control(self.id, [self.finger_joints[i] for i in driven], pybullet.POSITION_CONTROL,
                             targetPositions=[q[i] for i in driven], forces=[self._forces[i] for i in driven])
 
+    def finger_command(self, closed: float) -> float:
+        """The first finger joint's target (rad or m) for the fraction ``closed`` (0 open, 1 closed)."""
+        return float(self._leader_target(closed)[0])
+
     def grip(self, closed: float) -> float:
         """Drive the gripper to the fraction ``closed`` of the way from open to closed; returns the first finger
         joint's target (rad or m): the finger command a task observes."""

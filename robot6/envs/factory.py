@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot6.envs.goals import FlattenGoalObservation, is_goal_dict_space
+from robot6.envs.randomize import RandomizationError
 from robot6.envs.urdf import UrdfError
 from robot6.errors import ConfigError
 
@@ -20,6 +21,8 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         env = gym.make(env_id, **kwargs)
     except UrdfError as e:
         raise ConfigError(str(e)) from None
+    except RandomizationError as e:
+        raise ConfigError(f"--env {env_id}: {e}") from None
     except gym.error.Error as e:
         raise ConfigError(f"--env {env_id}: cannot make this environment: {str(e).splitlines()[0]}") from None
     except ModuleNotFoundError as e:

@@ -40,6 +40,9 @@ class Config:
     ee_link: str | None = _opt(None, "with --urdf: the end-effector link (default: where the chain from the base ends, e.g. a hand before its fingers)", metavar="NAME")
     workspace: list[float] | None = _opt(None, "with --urdf: goals only inside this box (m): x_min y_min z_min x_max y_max z_max", metavar="X")
     accept_urdf_change: bool = _opt(False, "with --resume --urdf PATH: continue although the URDF (or a mesh it names) differs from the one the checkpoint was trained on")
+    randomize: bool | None = _opt(None, "domain randomization: every training episode draws its physics (object mass and friction, finger and ground friction, joint damping, motor forces), control latency, action noise and sensor noise from the ranges of --randomization (docs/REAL_ROBOT.md); --no-randomize: the nominal simulation")
+    randomization: dict[str, list[float]] | None = _opt(None, "with --randomize: ranges that replace the env's (robot6/presets.toml, [randomization.ENV]), as NAME=LOW:HIGH or NAME=VALUE, e.g. --randomization object_mass=0.5:2 latency=0:2; the resolved ranges are kept in config.json and the checkpoints", metavar="NAME=LOW:HIGH")
+    eval_randomize: bool = _opt(False, "evaluate during training under the run's randomization too (default: on the nominal simulation)")
     episodes: int = _opt(1000, "total episodes of the run; a resumed run trains only the remainder")
     total_steps: int | None = _opt(None, "alternative to --episodes: total env steps of the run (it ends at the first episode end at or past N)")
     seed: int = _opt(0, "random seed for networks, replay sampling, the environment and warm-up actions")
@@ -118,10 +121,23 @@ class Config:
             raise ConfigError("--accept-urdf-change needs --resume and --urdf PATH (the URDF to continue with)")
         if self.resume_ckpt is not None and not self.resume:
             raise ConfigError("--resume-ckpt needs --resume (--resume --resume-ckpt PATH)")
+        if self.randomize and self.env_id not in URDF_ENVS:
+            raise ConfigError(f"--randomize works with --env {', '.join(URDF_ENVS)}, not {self.env_id}")
+        if self.randomization is not None:
+            from robot6.envs.randomize import RandomizationError, check_ranges
 
-    def env_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set."""
-        return {name: getattr(self, name) for name in ("urdf", "card", "ee_link", "workspace") if getattr(self, name) is not None}
+            try:
+                check_ranges(self.randomization, where="--randomization")
+            except RandomizationError as e:
+                raise ConfigError(str(e)) from None
+
+    def env_kwargs(self, randomized: bool = False) -> dict[str, Any]:
+        """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set, and with
+        ``randomized`` the ranges of ``--randomize`` (the training env's; evaluation's with ``--eval-randomize``)."""
+        kwargs = {name: getattr(self, name) for name in ("urdf", "card", "ee_link", "workspace") if getattr(self, name) is not None}
+        if randomized and self.randomize:
+            kwargs["randomize"] = dict(self.randomization or {})
+        return kwargs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, int, float, bool, None, list) for checkpoints and config.json."""

@@ -95,7 +95,7 @@ def train(config: Config, given: Iterable[str] | None = None,
     if config.compile:
         check_compile(device)
     with process_settings():
-        env = make_env(config.env_id, **config.env_kwargs())
+        env = make_env(config.env_id, **config.env_kwargs(randomized=True))
         try:
             return Trainer(config, env, device, resume).run(on_evaluation)
         finally:
@@ -137,7 +137,7 @@ class Trainer:
                                              config.keep_last)
             if config.eval_every > 0:
                 self.evaluator = Evaluator(config.env_id, config.eval_every, config.eval_episodes, config.seed,
-                                           config.env_kwargs())
+                                           config.env_kwargs(randomized=config.eval_randomize))
             logger_state = self._restore(resume) if resume is not None else None
             self.logger = self._open_logs(resume, logger_state)
         except BaseException:

@@ -18,7 +18,9 @@ PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
 GOAL_TABLE = "goal_env"
 # What a preset may set: how a run learns and is evaluated, not where it writes or how long it runs.
 PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_delay", "updates_every", "learning_starts",
-                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos")
+                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos", "randomize")
+# The table of an env's domain randomization ranges: [randomization."ENV"].
+RANDOMIZATION_TABLE = "randomization"
 
 
 def read_presets_file(path: Path = PRESETS_FILE) -> dict[str, Any]:
@@ -31,9 +33,11 @@ def read_presets_file(path: Path = PRESETS_FILE) -> dict[str, Any]:
 
 def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
     """The env tables of a presets file, checked: a ``default`` table, and only ``PRESET_FIELDS`` as keys
-    (the ``search`` table, the sweeps' search spaces, is ``robot6.sweep``'s)."""
+    (the ``search`` table, the sweeps' search spaces, is ``robot6.sweep``'s; the ``randomization`` table is
+    ``randomization_ranges``')."""
     tables = read_presets_file(path)
     tables.pop("search", None)
+    tables.pop(RANDOMIZATION_TABLE, None)
     if not isinstance(tables.get("default"), dict):
         raise ConfigError(f"{path}: no [default] table")
     for name, table in tables.items():
@@ -88,3 +92,30 @@ def apply_preset(config: Config, given: set[str], path: Path | None = None) -> t
     line = f"[CONFIG] {config.env_id}: preset [{name}]{where}{why} ({shown})" + (f"; given: {flags}" if flags else "")
     return result, line
 
+
+
+def randomization_ranges(env_id: str, path: Path = PRESETS_FILE) -> dict[str, list[float]]:
+    """The domain randomization ranges of ``env_id`` in a presets file (``[randomization."ENV"]``; {} if none)."""
+    from robot6.envs.randomize import RandomizationError, check_ranges
+
+    table = read_presets_file(path).get(RANDOMIZATION_TABLE, {}).get(env_id, {})
+    try:
+        return check_ranges(table, where=f"{path}: [{RANDOMIZATION_TABLE}.\"{env_id}\"]")
+    except RandomizationError as e:
+        raise ConfigError(str(e)) from None
+
+
+def resolve_randomization(config: Config) -> Config:
+    """``config`` with ``randomization`` complete when ``randomize`` is on: the env's ranges from the presets file
+    (``config.presets``, else ``robot6/presets.toml``), the given ones over them (prints them); ``ConfigError``
+    when none are known. Off, ``config`` unchanged."""
+    if not config.randomize:
+        return config
+    path = Path(config.presets or PRESETS_FILE)
+    ranges = {**randomization_ranges(config.env_id, path), **(config.randomization or {})}
+    if not ranges:
+        raise ConfigError(f"--randomize: {path} has no [{RANDOMIZATION_TABLE}.\"{config.env_id}\"] ranges; "
+                          "give them with --randomization NAME=LOW:HIGH ...")
+    shown = ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in sorted(ranges.items()))
+    print(f"[RANDOMIZE] every episode draws: {shown}")
+    return dataclasses.replace(config, randomization=ranges)

@@ -12,7 +12,7 @@ from typing import Any
 from robot6.errors import CheckpointError, ConfigError
 from robot6.run import checkpoint as ckpt
 from robot6.run.config import RUN_FIELDS, Config, flag_of, value_text
-from robot6.run.presets import apply_preset
+from robot6.run.presets import apply_preset, resolve_randomization
 from robot6.run.process import new_run_name
 
 # Fields a resumed run cannot change: they define the environment or the shape of saved tensors.
@@ -67,6 +67,7 @@ def plan(config: Config, given: set[str]) -> tuple[Config, Resume | None]:
     else:
         config, line = apply_preset(config, given)
         print(line)
+    config = resolve_randomization(config)
     config.validate()
     if "episodes" in given:  # --episodes given now replaces a --total-steps of the checkpoint
         config = dataclasses.replace(config, total_steps=None)

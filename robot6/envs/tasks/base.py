@@ -1,4 +1,5 @@
-"""What every task on the arm shares: one PyBullet client per instance, a goal, a headless camera, closing."""
+"""What every task on the arm shares: one PyBullet client per instance, a goal, a headless camera, closing, and
+domain randomization (``robot6.envs.randomize``) of its physics, timing and sensing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import gymnasium as gym
 import numpy as np
 
 from robot6.envs.arm import camera_image
+from robot6.envs.randomize import Randomizer, add_noise
+
+# Bounds of the per-episode generator of a randomized env's draws (one integer from the env's generator).
+_EPISODE_SEED_HIGH = 2**63
 
 
 class ArmTaskEnv(gym.Env):
@@ -17,6 +22,9 @@ class ArmTaskEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "rgb_array"]}
     CAMERA: dict[str, Any]  # camera_image keywords: target, and distance, yaw, pitch where not its defaults
+    RANDOMIZABLE: tuple[str, ...] = ()  # the randomization factors this task has (robot6.envs.randomize.FACTORS)
+    _randomizer: Randomizer | None = None
+    _cube: int | None = None  # the object's body, in the tasks that have one
 
     def _set_render_mode(self, render_mode: str | None, width: int, height: int) -> None:
         """Check and keep the render mode (None, "human" or "rgb_array") and the frame size."""
@@ -40,3 +48,77 @@ class ArmTaskEnv(gym.Env):
     def goal(self) -> np.ndarray:
         """The current goal position (3,), world frame, metres."""
         return self._goal.copy()
+
+    # Domain randomization. A task calls _init_randomization in __init__, _new_episode in reset (after restoring
+    # its snapshot, before it drives the motors), and at every step _noisy_action, _deliver and _noisy_observation.
+
+    def _init_randomization(self, randomize: dict[str, Any] | None) -> None:
+        """Randomize every episode within ``randomize`` (``{factor: [low, high]}``; None: never, and nothing is
+        drawn, so that the env is bit for bit the nominal one; ``{}``: draw nothing but the episode's generator,
+        the nominal physics with the goals a randomized env would draw)."""
+        self._randomizer = Randomizer(randomize, self.RANDOMIZABLE) if randomize is not None else None
+        self._dr_rng: np.random.Generator | None = None
+        self._nominal: dict[str, Any] | None = None
+
+    def _new_episode(self) -> dict[str, float] | None:
+        """Draw this episode's values (from a generator seeded by one draw of the env's own) and set the physics;
+        the values, or None without randomization."""
+        if self._randomizer is None:
+            return None
+        self._dr_rng = np.random.default_rng(int(self.np_random.integers(_EPISODE_SEED_HIGH)))
+        values = self._randomizer.new_episode(self._dr_rng)
+        self._set_physics(self._randomizer)
+        return values
+
+    def _set_physics(self, r: Randomizer) -> None:
+        """The physical factors of the episode, as scales of the values the env was built with (read once)."""
+        sim, robot = self._sim, self.robot
+        if self._nominal is None:
+            fingers = list(getattr(robot, "finger_joints", []))
+            self._nominal = {
+                "damping": [sim.getJointInfo(robot.id, j)[6] for j in robot.joints],
+                "forces": list(robot.forces), "finger_forces": list(getattr(robot, "_forces", [])),
+                "ground": sim.getDynamicsInfo(self._plane, -1)[1],
+                "fingers": [sim.getDynamicsInfo(robot.id, j)[1] for j in fingers],
+                "object": sim.getDynamicsInfo(self._cube, -1)[:2] if self._cube is not None else None,
+            }
+        n = self._nominal
+        if "joint_damping" in r.ranges:
+            for j, d in zip(robot.joints, n["damping"], strict=True):
+                sim.changeDynamics(robot.id, j, jointDamping=d * r.scale("joint_damping"))
+        if "motor_force" in r.ranges:
+            robot.forces = [f * r.scale("motor_force") for f in n["forces"]]
+            if n["finger_forces"]:
+                robot._forces = [f * r.scale("motor_force") for f in n["finger_forces"]]
+        if "ground_friction" in r.ranges:
+            sim.changeDynamics(self._plane, -1, lateralFriction=n["ground"] * r.scale("ground_friction"))
+        if "finger_friction" in r.ranges:
+            for j, f in zip(robot.finger_joints, n["fingers"], strict=True):
+                sim.changeDynamics(robot.id, j, lateralFriction=f * r.scale("finger_friction"))
+        if n["object"] is not None and ("object_mass" in r.ranges or "object_friction" in r.ranges):
+            mass, friction = n["object"]
+            sim.changeDynamics(self._cube, -1, mass=mass * r.scale("object_mass"),
+                               lateralFriction=friction * r.scale("object_friction"))
+
+    def _noisy_action(self, a: np.ndarray) -> np.ndarray:
+        """The clipped action with this episode's action noise (unchanged without randomization)."""
+        return a if self._randomizer is None else self._randomizer.action(a, self._dr_rng)
+
+    def _deliver(self, command: Any) -> Any:
+        """The command that reaches the motors now: ``command`` itself, or under latency the one computed that
+        many steps ago (None before the first arrives: the motors keep their targets)."""
+        return command if self._randomizer is None else self._randomizer.deliver(command)
+
+    def _noisy_observation(self, obs):
+        """The observation from noisy readings (``read_fields`` plus this episode's sensor noise), or ``obs``
+        itself when there is no sensor noise."""
+        if self._randomizer is None or not self._randomizer.stds:
+            return obs
+        fields = add_noise(self.read_fields(), self._randomizer.stds, self._dr_rng)
+        return self.interface.native(fields)
+
+    def _randomization_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``info`` with the episode's drawn values under ``randomization`` (when randomized)."""
+        if self._randomizer is not None:
+            info["randomization"] = dict(self._randomizer.values)
+        return info

@@ -21,6 +21,7 @@ from robot6.envs.tasks.push import (
     Robot6PushEnv,
     cube_goal_space,
 )
+from robot6.envs.interface import TcpGripperInterface
 from robot6.envs.urdf import UrdfError
 
 # Grasping: more solver iterations than pushing, high friction on the finger pads and the cube, and a firm
@@ -55,10 +56,12 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
     CAMERA = {"target": [0.42, 0.0, 0.10], "distance": 0.6, "yaw": 50, "pitch": -20}
     TIP_BOUNDS = (PICK_TIP_LOW, PICK_TIP_HIGH)
     REACH_HEIGHTS = (PICK_TIP_LOW[2], CUBE_HALF + GOAL_MAX_HEIGHT)
+    RANDOMIZABLE = (*Robot6PushEnv.RANDOMIZABLE, "obs_finger_width")
+    INTERFACE = TcpGripperInterface
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
-                 urdf: str | None = None, card: str | None = None):
-        super().__init__(render_mode, dense, width, height, urdf, card)
+                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None):
+        super().__init__(render_mode, dense, width, height, urdf, card, randomize)
         sim, robot = self._sim, self.robot
         if self._custom_arm and not robot.min_width < 2 * CUBE_HALF < robot.max_width:
             self.close()
@@ -76,6 +79,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
         self._finger = robot.open_command
+        self.interface = self.INTERFACE(self.deployment_spec())
 
     def _start_robot(self) -> None:
         """The robot at the start pose, gripper open, its followers free of the last episode's constraints."""
@@ -98,11 +102,30 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
             if np.linalg.norm(goal - np.array([*cube, CUBE_HALF])) > SUCCESS_DISTANCE:
                 return goal
 
-    def _act(self, a: np.ndarray) -> None:
-        """Push's fingertip move, and the gripper set by ``a[3]``."""
+    def _command(self, a: np.ndarray) -> tuple:
+        """Push's fingertip target, and the gripper closed by the fraction ``(a[3] + 1) / 2``; the finger command
+        the observation shows is the latest one commanded."""
         closed = (a[3] + 1.0) / 2.0
-        super()._act(a)
-        self._finger = float(self.robot.grip(closed))
+        self._finger = self.robot.finger_command(closed)
+        return (*super()._command(a), closed)
+
+    def _apply(self, command: tuple) -> None:
+        super()._apply(command)
+        self.robot.grip(command[1])
+
+    def deployment_spec(self) -> dict:
+        """Push's, and the finger joint's open and closed commands (``robot6.envs.interface.TcpGripperInterface``)."""
+        return {**super().deployment_spec(), "open_command": self.robot.open_command, "closed_command": self.robot.closed_command}
+
+    def read_fields(self) -> dict[str, np.ndarray]:
+        """Push's readings, the finger width, and the finger command last sent (``finger_command``, the env's own)."""
+        return {**super().read_fields(), "finger_width": np.array([self.robot.finger_width()]),
+                "finger_command": np.array([self._finger])}
+
+    def apply_command(self, command: dict[str, np.ndarray]) -> None:
+        """Send an ``interface`` command to the motors: ``tcp_target`` and ``gripper`` (0 open to 1 closed)."""
+        self._finger = float(command["finger_target"][0])
+        self._apply((np.asarray(command["tcp_target"], dtype=np.float64), float(command["gripper"][0])))
 
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_pick``): what ``--demos`` plays."""

@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from robot6.envs.arm import GRIPPER_URDF, GripperArm, connect
 from robot6.envs.card import CARDS, find_card, read_card
+from robot6.envs.interface import TcpInterface
 from robot6.envs.tasks.base import ArmTaskEnv
 from robot6.envs.urdf import UrdfError, read_urdf
 
@@ -84,16 +85,25 @@ class Robot6PushEnv(ArmTaskEnv):
     else found beside the URDF or built in (``robot6.envs.card.find_card``). The cube region must be reachable
     with the gripper pointing down (checked by inverse kinematics at construction). ``UrdfError`` (one line)
     for an arm or card that cannot be used.
+
+    ``randomize``: domain randomization within these ranges (``robot6.envs.randomize``; the factors in
+    ``RANDOMIZABLE``), drawn at every reset, the values in ``info["randomization"]``. ``interface``,
+    ``read_fields``, ``apply_command``, ``advance`` and ``score``: as ``Robot6ReachEnv``'s (TCP targets).
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": CUBE_PHYSICS_HZ // CUBE_SUBSTEPS}
     CAMERA = {"target": [0.45, 0.0, 0.05], "distance": 0.9, "yaw": 60, "pitch": -35}
     TIP_BOUNDS = (TIP_LOW, TIP_HIGH)
     REACH_HEIGHTS = (TIP_LOW[2], 0.08)  # the TCP heights (m) an arm from a URDF must reach over the whole region
+    RANDOMIZABLE = ("object_mass", "object_friction", "finger_friction", "ground_friction", "joint_damping", "motor_force",
+                    "latency", "action_noise", "obs_tcp", "obs_tcp_velocity", "obs_object_position",
+                    "obs_object_orientation", "obs_object_velocity")
+    INTERFACE = TcpInterface
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
-                 urdf: str | None = None, card: str | None = None):
+                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None):
         self._set_render_mode(render_mode, width, height)
+        self._init_randomization(randomize)
         self.dense = dense
         if urdf is None and card is not None:
             raise UrdfError("--card describes the arm of --urdf PATH; give both")
@@ -117,7 +127,7 @@ class Robot6PushEnv(ArmTaskEnv):
         # Sorted broadphase pairs: restoreState leaves PyBullet's pair cache as the episodes before left it, and
         # the solver visits contacts in its order, so without sorting an episode could depend on those before it.
         sim.setPhysicsEngineParameter(numSolverIterations=CUBE_SOLVER_ITERATIONS, deterministicOverlappingPairs=1)
-        plane = sim.loadURDF("plane.urdf")
+        self._plane = plane = sim.loadURDF("plane.urdf")
         try:
             self.robot = robot = GripperArm(sim, plane, self._urdf, self._card)
             if self._custom_arm:
@@ -141,6 +151,7 @@ class Robot6PushEnv(ArmTaskEnv):
         self._matrix = functools.partial(pybullet.getMatrixFromQuaternion, **client)
         self._goal = np.array([*REGION_HIGH, CUBE_HALF])
         self._obs: dict[str, np.ndarray] | None = None
+        self.interface = self.INTERFACE(self.deployment_spec())
 
     def _check_arm(self, robot: GripperArm) -> None:
         """``UrdfError`` naming the points of the cube region (its corners and middle, at ``REACH_HEIGHTS``) that
@@ -165,13 +176,19 @@ class Robot6PushEnv(ArmTaskEnv):
         super().reset(seed=seed)
         options = options or {}
         self._restore_snapshot()
+        self._new_episode()
         self._start_robot()
         cube = np.asarray(options["cube"], dtype=np.float64) if options.get("cube") is not None else self.np_random.uniform(REGION_LOW, REGION_HIGH)
         self._goal = self._goal_at(options["goal"]) if options.get("goal") is not None else self._draw_goal(cube)
         self._sim.resetBasePositionAndOrientation(self._cube, [cube[0], cube[1], CUBE_HALF], [0, 0, 0, 1])
         self._sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
         obs, distance = self._observe()
-        return obs, self._info(distance)
+        return self._observe_noisy(obs), self._randomization_info(self._info(distance))
+
+    def _observe_noisy(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation the policy gets (noisy under randomization), kept for the next action's TCP target."""
+        self._obs = obs = self._noisy_observation(obs)
+        return obs
 
     def _start_robot(self) -> None:
         """The robot at the start pose, gripper closed (the snapshot holds the pose; the motors need targets)."""
@@ -196,15 +213,46 @@ class Robot6PushEnv(ArmTaskEnv):
         return {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
 
     def step(self, action):
-        self._act(np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)), -1.0, 1.0))
-        for _ in range(CUBE_SUBSTEPS):
-            self.robot.step_simulation()
-        obs, distance = self._observe()
-        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], {}))
+        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)), -1.0, 1.0)
+        due = self._deliver(self._command(self._noisy_action(a)))
+        if due is not None:
+            self._apply(due)
+        self.advance()
+        obs, reward, info = self.score()
         if self.render_mode == "human":
             self.render()
         # terminated is always False: the cube may be pushed off the goal again; TimeLimit owns truncation.
-        return obs, reward, False, False, self._info(distance)
+        return self._observe_noisy(obs), reward, False, False, self._randomization_info(info)
+
+    def advance(self) -> None:
+        """One control step of physics."""
+        for _ in range(CUBE_SUBSTEPS):
+            self.robot.step_simulation()
+
+    def score(self) -> tuple[dict[str, np.ndarray], float, dict[str, Any]]:
+        """The current state's true observation, reward and info (as ``step`` returns them without noise)."""
+        obs, distance = self._observe()
+        return obs, float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], {})), self._info(distance)
+
+    def deployment_spec(self) -> dict[str, Any]:
+        """What a deployed policy needs to turn readings into observations and actions into TCP targets
+        (``robot6.envs.interface.TcpInterface``): the step per unit of action, the TCP bounds, the control rate."""
+        low, high = self.TIP_BOUNDS
+        return {"tcp_step": TIP_ACTION_SCALE, "tcp_bounds": [low.tolist(), high.tolist()], "control_period": CONTROL_PERIOD,
+                "control_hz": CUBE_PHYSICS_HZ / CUBE_SUBSTEPS, "tcp_link": self._card.tcp_link, "tcp_depth": self._card.tcp_depth}
+
+    def read_fields(self) -> dict[str, np.ndarray]:
+        """The sensor readings of the current state, by ``interface`` field name, in SI units."""
+        tip, velocity = self.robot.tcp_position_velocity()
+        cube, quaternion = self._cube_pose()
+        linear, angular = self._cube_velocity()
+        return {"tcp": np.array(tip), "tcp_velocity": np.array(velocity), "object_position": np.array(cube),
+                "object_quaternion": np.array(quaternion), "object_velocity": np.array(linear),
+                "object_angular_velocity": np.array(angular), "goal": self._goal.copy()}
+
+    def apply_command(self, command: dict[str, np.ndarray]) -> None:
+        """Send an ``interface`` command to the motors: ``tcp_target`` (reached by inverse kinematics)."""
+        self._apply((np.asarray(command["tcp_target"], dtype=np.float64),))
 
     def demonstration(self) -> np.ndarray:
         """The scripted controller's action in the current state (``scripted_push``): what ``--demos`` plays."""
@@ -239,11 +287,15 @@ class Robot6PushEnv(ArmTaskEnv):
             }
         return dict(self._arm)
 
-    def _act(self, a: np.ndarray) -> None:
-        """Set the motors' targets for the clipped action ``a``: the fingertips moved by ``a[:3]``."""
+    def _command(self, a: np.ndarray) -> tuple:
+        """The command for the clipped action ``a``: the fingertips' target, the observed ones moved by ``a[:3]``
+        (``interface.command``'s arithmetic)."""
         low, high = self.TIP_BOUNDS
-        tip = np.clip(self._obs["observation"][:3] + TIP_ACTION_SCALE * a[:3], low, high)
-        self.robot.drive(self.robot.tcp_ik(tip))
+        return (np.clip(self._obs["observation"][:3] + TIP_ACTION_SCALE * a[:3], low, high),)
+
+    def _apply(self, command: tuple) -> None:
+        """Set the motors' targets for a command of ``_command``."""
+        self.robot.drive(self.robot.tcp_ik(command[0]))
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
         """Reward for cube positions and goals, (..., 3) -> (...): ``-(distance > 0.05)``, or ``-distance``

@@ -21,6 +21,7 @@ from robot6.envs.arm import (
     UrdfArm,
     connect,
 )
+from robot6.envs.interface import JointTargetInterface
 from robot6.envs.tasks.base import ArmTaskEnv
 from robot6.envs.urdf import UrdfError, read_urdf
 
@@ -66,16 +67,25 @@ class Robot6ReachEnv(ArmTaskEnv):
     Each instance owns one PyBullet client (``DIRECT`` unless ``render_mode="human"``), closed by ``close()``.
     ``reset(options={"goal": xyz})`` places the goal instead of sampling it. ``UrdfError`` (a ``ValueError``
     with a one-line message) for a URDF or an option it cannot use.
+
+    ``randomize``: domain randomization within these ranges (``robot6.envs.randomize``; the factors in
+    ``RANDOMIZABLE``), drawn at every reset; the values are in ``info["randomization"]``. ``interface`` is what
+    the policy reads and commands in the robot's terms (``robot6.envs.interface``), ``read_fields`` the sensor
+    readings of the current state, ``apply_command``/``advance``/``score`` one control step driven by commands
+    rather than actions (the deployment dry run).
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": PHYSICS_HZ // SUBSTEPS}
     CAMERA = {"target": [0.3, 0.0, 0.2]}
     achieved_goal_slice = ACHIEVED_GOAL
     desired_goal_slice = DESIRED_GOAL
+    RANDOMIZABLE = ("joint_damping", "motor_force", "latency", "action_noise", "obs_joint_position", "obs_joint_velocity",
+                    "obs_tcp")
 
     def __init__(self, render_mode: str | None = None, width: int = 480, height: int = 360, urdf: str | None = None,
-                 ee_link: str | None = None, workspace: list[float] | None = None):
+                 ee_link: str | None = None, workspace: list[float] | None = None, randomize: dict | None = None):
         self._set_render_mode(render_mode, width, height)
+        self._init_randomization(randomize)
         if urdf is None and (ee_link is not None or workspace is not None):
             raise UrdfError("--ee-link and --workspace choose the end effector and the goals of an arm given by --urdf")
         self._workspace = _check_workspace(workspace)
@@ -111,6 +121,7 @@ class Robot6ReachEnv(ArmTaskEnv):
         self._target = self._neutral.tolist()
         self._goal = (goal_low + goal_high) / 2
         self._arm: dict[str, Any] | None = None
+        self.interface = JointTargetInterface(self.deployment_spec())
 
     def _load_xarm6(self) -> tuple[np.ndarray, np.ndarray]:
         """The bare xArm6 and its goal box."""
@@ -173,13 +184,17 @@ class Robot6ReachEnv(ArmTaskEnv):
                 raise RuntimeError(f"no reachable goal found in {GOAL_TRIES} random joint configurations")
             self._goal = goal
         self._sim.restoreState(self._initial_state)
+        self._new_episode()
         self._target = self._neutral.tolist()
         self._drive(self._target)
         self._sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
         obs, distance = self._observe()
-        return obs, {"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)}
+        info = self._randomization_info({"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)})
+        return self._noisy_observation(obs), info
 
     def step(self, action):
+        if self._randomizer is not None:
+            return self._step_randomized(action)
         # n floats in Python rather than numpy: after a physics step each numpy call runs cold (~2-5 us), and
         # the same IEEE operations in the same order give the same bits (NaN propagates as with np.clip).
         a = np.asarray(action, dtype=np.float64).reshape(len(self._target)).tolist()
@@ -192,15 +207,68 @@ class Robot6ReachEnv(ArmTaskEnv):
             self._step_simulation()
         obs, distance = self._observe()
         info = {"distance": distance, "is_success": distance < SUCCESS_DISTANCE}
-        # compute_reward(achieved, desired) for one observation, bit for bit: numpy's sum of the three squares
-        # runs in this order.
-        o = obs.tolist()
-        d0, d1, d2 = (x - y for x, y in zip(o[self.achieved_goal_slice], o[self.desired_goal_slice], strict=True))
-        reward = -math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        reward = self._reward(obs)
         if self.render_mode == "human":
             self.render()
         # terminated is always False: reaching is a holding task; the TimeLimit wrapper owns truncation.
         return obs, reward, False, False, info
+
+    def _step_randomized(self, action):
+        """``step`` under randomization: action noise, the command delivered late, noisy readings."""
+        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(len(self._target))), -1.0, 1.0)
+        due = self._deliver(self._command(self._noisy_action(a)))
+        if due is not None:
+            self._drive(due)
+        self.advance()
+        obs, reward, info = self.score()
+        if self.render_mode == "human":
+            self.render()
+        return self._noisy_observation(obs), reward, False, False, self._randomization_info(info)
+
+    def _command(self, a: np.ndarray) -> list[float]:
+        """The joint targets for the clipped action ``a`` (``interface.command``'s arithmetic)."""
+        self._target = [
+            min(max(t + s * x, low), high)
+            for t, s, x, low, high in zip(self._target, self.action_scale, a.tolist(), self._joint_low, self._joint_high)
+        ]
+        return self._target
+
+    def _reward(self, obs: np.ndarray) -> float:
+        """compute_reward(achieved, desired) for one observation, bit for bit: numpy's sum of the three squares
+        runs in this order."""
+        o = obs.tolist()
+        d0, d1, d2 = (x - y for x, y in zip(o[self.achieved_goal_slice], o[self.desired_goal_slice], strict=True))
+        return -math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+
+    def deployment_spec(self) -> dict[str, Any]:
+        """What a deployed policy needs to turn readings into observations and actions into joint targets
+        (``robot6.envs.interface.JointTargetInterface``): joint names, units, limits, ``action_scale``, control rate."""
+        kinds = list(getattr(self.robot, "joint_types", ["revolute"] * len(self.robot.joints)))
+        return {"joints": [self._sim.getJointInfo(self.robot.id, j)[1].decode() for j in self.robot.joints],
+                "joint_units": ["m" if k == "prismatic" else "rad" for k in kinds],
+                "lower": self._low.tolist(), "upper": self._high.tolist(), "action_scale": list(self.action_scale),
+                "control_hz": PHYSICS_HZ / SUBSTEPS}
+
+    def read_fields(self) -> dict[str, np.ndarray]:
+        """The sensor readings of the current state, by ``interface`` field name, in SI units."""
+        states = self.robot.joint_states()
+        return {"joint_position": np.array([s[0] for s in states]), "joint_velocity": np.array([s[1] for s in states]),
+                "tcp": np.array(self.robot.link_position(self._ee)), "goal": self._goal.copy()}
+
+    def apply_command(self, command: dict[str, np.ndarray]) -> None:
+        """Send an ``interface`` command to the motors: ``joint_targets``."""
+        self._target = [float(x) for x in command["joint_targets"]]
+        self._drive(self._target)
+
+    def advance(self) -> None:
+        """One control step of physics."""
+        for _ in range(SUBSTEPS):
+            self._step_simulation()
+
+    def score(self) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """The current state's true observation, reward and info (as ``step`` returns them without noise)."""
+        obs, distance = self._observe()
+        return obs, self._reward(obs), {"distance": distance, "is_success": distance < SUCCESS_DISTANCE}
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict | None) -> np.ndarray:
         """-distance between end-effector positions and goals, (..., 3) -> (...); the gymnasium-robotics signature."""
