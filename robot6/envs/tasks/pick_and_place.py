@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from robot6.envs.interface import TcpGripperInterface
 from robot6.envs.tasks.push import (
     CUBE_HALF,
     OBS_DIM,
@@ -21,7 +22,6 @@ from robot6.envs.tasks.push import (
     Robot6PushEnv,
     cube_goal_space,
 )
-from robot6.envs.interface import TcpGripperInterface
 from robot6.envs.urdf import UrdfError
 
 # Grasping: more solver iterations than pushing, high friction on the finger pads and the cube, and a firm
