@@ -109,6 +109,9 @@ ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA devi
                      id="sigterm-push-evaluating"),
         pytest.param(signal.SIGKILL, ("--env", "Robot6PickAndPlace-v0", "--demos", "3", "--eval-every", "300",
                                       "--eval-episodes", "2"), id="sigkill-pick-and-place-demos-evaluating"),
+        # Domain randomization: physics, latency and noise drawn from the env's generator (evaluated on nominal physics).
+        pytest.param(signal.SIGKILL, ("--env", "Robot6Push-v0", "--randomize", "--eval-every", "300", "--eval-episodes", "2"),
+                     id="sigkill-push-randomized-evaluating"),
         pytest.param(signal.SIGKILL, ("--urdf", str(ROOT / "tests" / "arms" / "arm5.urdf"), "--eval-every", "300",
                                       "--eval-episodes", "2"), id="sigkill-urdf-arm-evaluating"),
         pytest.param(signal.SIGKILL, ("--env", "Robot6PickAndPlace-v0", "--urdf", str(ROOT / "tests" / "arms" / "gripper5.urdf"),

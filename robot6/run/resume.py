@@ -67,6 +67,8 @@ def plan(config: Config, given: set[str]) -> tuple[Config, Resume | None]:
     else:
         config, line = apply_preset(config, given)
         print(line)
+    if "randomization" in given and not config.randomize:
+        raise ConfigError("--randomization sets the ranges of --randomize: add --randomize")
     config = resolve_randomization(config)
     config.validate()
     if "episodes" in given:  # --episodes given now replaces a --total-steps of the checkpoint
