@@ -10,8 +10,11 @@ observations (B, obs_dim) -> (B, act_dim), float32, with the batch size free. To
 What an action means travels with the file: the env id, the sizes, the action bounds and, for an arm, its
 joints in action order with their types, limits and ``action_scale`` (each action component moves its
 joint's position target by up to that much per control step, at ``control_hz``), the end-effector link and the
-URDF with its sha256. In an ONNX file these are metadata properties (``robot6.*``, values as JSON); beside a
-TorchScript file they are a JSON file of the same name with ``.json`` added (``policy.pt.json``).
+URDF with its sha256; the ``interface`` (``robot6.envs.interface``: the named sensor fields in SI units the
+observation is built from, and the command an action becomes, with its limits and the control rate), which
+``robot6.deploy`` runs; and the env's keyword arguments (``env_kwargs``: its arm), for the deployment dry run.
+In an ONNX file these are metadata properties (``robot6.*``, values as JSON); beside a TorchScript file they
+are a JSON file of the same name with ``.json`` added (``policy.pt.json``).
 """
 
 from __future__ import annotations
@@ -40,10 +43,22 @@ def deployed_policy(checkpoint: Path) -> tuple[DeterministicPolicy, dict]:
 
 
 def deployment_metadata(meta: dict) -> dict:
-    """What a deployment needs to know of the policy's inputs and outputs (see the module's docstring)."""
+    """What a deployment needs to know of the policy's inputs and outputs (see the module's docstring); the env
+    is made once (nominal) to read its interface."""
+    from robot6.envs.factory import make_env
+    from robot6.envs.interface import interface_of
+    from robot6.run.config import Config
+
     info = {key: meta[key] for key in ("env_id", "obs_dim", "act_dim", "action_low", "action_high")}
     if isinstance(meta.get("arm"), dict):
         info["arm"] = meta["arm"]
+    env_kwargs = Config.from_dict(meta.get("config", {})).env_kwargs()
+    env = make_env(meta["env_id"], **env_kwargs)
+    try:
+        info["interface"] = interface_of(env).spec()
+    finally:
+        env.close()
+    info["env_kwargs"] = env_kwargs
     return info
 
 

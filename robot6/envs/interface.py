@@ -211,3 +211,11 @@ def from_spec(spec: dict[str, Any]) -> Interface:
     if kind not in KINDS:
         raise ValueError(f"unknown interface kind {kind!r} (known: {', '.join(KINDS)})")
     return KINDS[kind]({k: v for k, v in spec.items() if k not in ("kind", "fields")})
+
+
+def interface_of(env) -> Interface:
+    """The interface of a (possibly wrapped) env: its own (``env.unwrapped.interface``), else ``raw``."""
+    own = getattr(env.unwrapped, "interface", None)
+    if isinstance(own, Interface):
+        return from_spec(own.spec())
+    return RawInterface({"obs_dim": int(env.observation_space.shape[0])})

@@ -72,12 +72,13 @@ def actor_policy(actor: Actor, action_space) -> Callable[[np.ndarray], np.ndarra
 
 
 def evaluate(policy: Actor | Callable[[np.ndarray], np.ndarray], env, episodes: int, seed: int, frames: list | None = None,
-             record_episodes: int | None = None) -> EvalResult:
+             record_episodes: int | None = None, on_episode: Callable[[], None] | None = None) -> EvalResult:
     """Run ``episodes`` episodes of ``policy`` (an ``Actor``, run deterministically, or any function from an
     observation to an env action); the env is seeded once with ``seed`` (fresh goals after).
 
     ``frames``: when a list is given, ``env.render()`` frames of the first ``record_episodes`` episodes
-    (all when None) are appended to it (``rgb_array`` envs).
+    (all when None) are appended to it (``rgb_array`` envs). ``on_episode`` is called after every episode (a
+    progress bar).
     """
     act = actor_policy(policy, env.action_space) if isinstance(policy, Actor) else policy
     rets, dists, succ, lens = [], [], [], []
@@ -98,6 +99,8 @@ def evaluate(policy: Actor | Callable[[np.ndarray], np.ndarray], env, episodes: 
         lens.append(n)
         dists.append(float(info.get("distance", np.nan)))
         succ.append(float(info.get("is_success", np.nan)))
+        if on_episode is not None:
+            on_episode()
     return EvalResult(np.array(rets), np.array(dists), np.array(succ), np.array(lens))
 
 
