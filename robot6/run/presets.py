@@ -107,12 +107,15 @@ def randomization_ranges(env_id: str, path: Path = PRESETS_FILE) -> dict[str, li
 
 def resolve_randomization(config: Config) -> Config:
     """``config`` with ``randomization`` complete when ``randomize`` is on: the env's ranges from the presets file
-    (``config.presets``, else ``robot6/presets.toml``), the given ones over them (prints them); ``ConfigError``
-    when none are known. Off, ``config`` unchanged."""
+    (``config.presets`` when it has them, else ``robot6/presets.toml``), the given ones over them (prints them);
+    ``ConfigError`` when none are known. Off, ``config`` unchanged."""
     if not config.randomize:
         return config
     path = Path(config.presets or PRESETS_FILE)
-    ranges = {**randomization_ranges(config.env_id, path), **(config.randomization or {})}
+    own = randomization_ranges(config.env_id, path)
+    if not own and path != PRESETS_FILE:  # e.g. a sweep's presets file: the shipped ranges
+        path, own = PRESETS_FILE, randomization_ranges(config.env_id, PRESETS_FILE)
+    ranges = {**own, **(config.randomization or {})}
     if not ranges:
         raise ConfigError(f"--randomize: {path} has no [{RANDOMIZATION_TABLE}.\"{config.env_id}\"] ranges; "
                           "give them with --randomization NAME=LOW:HIGH ...")
