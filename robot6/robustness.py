@@ -128,6 +128,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
     colors = ["tab:green" if n == "nominal" else "tab:red" if n == "all at once" else "tab:blue" for n in names]
     ax.barh(range(len(rows)), values, color=colors)
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.0f}%" if has_success else f" {v:.2f}", va="center", fontsize=8)
     ax.axvline(values[0], color="tab:green", linestyle="--", linewidth=1, label="nominal")
     ax.set_yticks(range(len(rows)), names)
     ax.invert_yaxis()
