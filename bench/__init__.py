@@ -30,7 +30,7 @@ def _field_types() -> dict[str, str]:
 def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
     """``["lr=3e-4", "hidden=256,256", "--her=false"]`` -> ``{"lr": 0.0003, "hidden": [256, 256], "her": False}``:
     Config fields (or their flags) with values typed as the fields are (lists comma-separated, booleans
-    true/false/1/0). ``ConfigError`` naming ``option`` for a key that is no setting or a value of the wrong type."""
+    true/false/1/0, ``randomization=latency=0:2,object_mass=0.5:2`` ranges). ``ConfigError`` naming ``option`` for a key that is no setting or a value of the wrong type."""
     types, values = _field_types(), {}
     for item in items:
         key, equals, text = item.lstrip("-").partition("=")
@@ -45,6 +45,10 @@ def parse_settings(items: list[str], option: str = "--set") -> dict[str, Any]:
                 if text.lower() not in ("true", "1", "false", "0"):
                     raise ValueError(text)
                 values[key] = text.lower() in ("true", "1")
+            elif kind.startswith("dict["):
+                from robot6.train import parse_ranges
+
+                values[key] = parse_ranges(text.split(","))
             elif kind.startswith("list["):
                 item_type = float if kind == "list[float]" else int
                 values[key] = [item_type(x) for x in text.replace(",", " ").split()]
@@ -67,6 +71,8 @@ def settings_flags(values: dict[str, Any]) -> list[str]:
                 flags.append("--no-" + flag[2:])  # decided by the env unless turned off (--no-her)
         elif isinstance(value, list):
             flags += [flag, *map(str, value)]
+        elif isinstance(value, dict):  # --randomization NAME=LOW:HIGH ...
+            flags += [flag, *(f"{k}={lo}:{hi}" for k, (lo, hi) in value.items())]
         else:
             flags += [flag, str(value)]
     return flags

@@ -45,7 +45,7 @@ from robot6.errors import Robot6Error
 from robot6.run.checkpoint import periodic_number
 from robot6.run.config import Config, flag_of
 from robot6.run.logger import read_csv_rows
-from robot6.run.presets import apply_preset
+from robot6.run.presets import apply_preset, resolve_randomization
 from robot6.run.rollouts import evaluate, load_policy
 
 SUCCESS_TARGET = 0.9
@@ -103,7 +103,7 @@ class Plan:
         """The Config a peer trains ``seed`` with: the env's preset under its settings (ours-only ones dropped)."""
         given = {k: v for k, v in self.peer_settings[trainer].items() if k not in OURS_ONLY}
         config = Config(env_id=self.arm.env_id, seed=seed, **self.arm.env_kwargs(), **given)
-        return apply_preset(config, set(given) | {"env_id", "seed"})[0]
+        return resolve_randomization(apply_preset(config, set(given) | {"env_id", "seed"})[0])
 
 
 def make_plan(args: argparse.Namespace) -> Plan:

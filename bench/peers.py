@@ -72,7 +72,7 @@ def peer_class(algo: str):
 
 def peer_env(config: Config) -> gym.Env:
     """The env a peer trains on: ours as the trainer makes it, seen as a Dict goal env where HER applies."""
-    env = make_env(config.env_id, **config.env_kwargs())
+    env = make_env(config.env_id, **config.env_kwargs(randomized=True))  # --set randomize=true: the peers' too
     spec = goal_spec(env)
     return GoalDictObservation(env, spec) if spec is not None and config.her is not False else env
 

@@ -181,6 +181,9 @@ def test_bench_settings_are_parsed_as_the_config_fields_and_become_the_training_
     assert values == {"updates_every": 8, "her": False, "tau": 0.01, "env_id": "Pendulum-v1", "hidden": [16, 16], "compile": True}
     assert settings_flags(values) == ["--updates-every", "8", "--no-her", "--tau", "0.01", "--env", "Pendulum-v1",
                                       "--hidden", "16", "16", "--compile"]
+    ranges = parse_settings(["randomize=true", "randomization=latency=0:2,object_mass=0.5:2"])
+    assert ranges == {"randomize": True, "randomization": {"latency": [0.0, 2.0], "object_mass": [0.5, 2.0]}}
+    assert settings_flags(ranges) == ["--randomize", "--randomization", "latency=0.0:2.0", "object_mass=0.5:2.0"]
     for bad, message in ((["no_such=1"], "--set no_such=1: no_such is not a setting"), (["lr"], "--set lr: give it as SETTING=VALUE"),
                          (["utd=two"], "--set utd=two: utd needs a value of type int"), (["her=maybe"], "her needs a value of type bool")):
         with pytest.raises(ConfigError, match=message):
