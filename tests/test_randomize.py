@@ -3,6 +3,7 @@ action and sensor noise as documented, the nominal env untouched, and the comman
 (Exact resume with randomization on: tests/test_resume.py.)"""
 
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -173,6 +174,22 @@ def test_every_shipped_range_is_valid_for_its_env():
         ranges = randomization_ranges(env_id)
         assert ranges and set(ranges) <= set(FACTORS)
         gym.make(env_id, randomize=ranges).close()
+
+
+@pytest.mark.parametrize("env_id, urdf", [("Robot6Reach-v0", "arm5.urdf"), ("Robot6PickAndPlace-v0", "gripper5.urdf")])
+def test_an_arm_from_a_urdf_is_randomized_too(env_id, urdf):
+    arm = str(Path(__file__).parent / "arms" / urdf)
+    env = gym.make(env_id, urdf=arm, randomize=randomization_ranges(env_id))
+    try:
+        values = env.reset(seed=0)[1]["randomization"]
+        assert set(values) == set(randomization_ranges(env_id))
+        assert env.unwrapped.robot.forces == pytest.approx([f * values["motor_force"] for f in env.unwrapped._nominal["forces"]])
+        for _ in range(60):
+            _, _, _, truncated, info = env.step(env.action_space.sample())
+            if truncated:
+                env.reset()
+    finally:
+        env.close()
 
 
 def test_training_randomizes_and_evaluation_stays_nominal_unless_asked():
