@@ -106,7 +106,9 @@ def test_the_runtime_refuses_bad_readings_in_one_line(pick_checkpoint, tmp_path)
     env.close()
     assert set(runtime.fields) == set(good)
     runtime.reset(good)
-    assert set(runtime.step(good)) == {"tcp_target", "gripper", "finger_target"}
+    command = runtime.step(good)
+    assert set(command) == {"tcp_target", "tcp_displacement", "gripper", "finger_target"}
+    assert np.allclose(command["tcp_target"] - command["tcp_displacement"], good["tcp"], atol=1e-6)
     cases = [
         ({k: v for k, v in good.items() if k != "goal"}, "missing goal"),
         ({**good, "torque": np.zeros(6)}, "unexpected torque"),

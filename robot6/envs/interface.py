@@ -15,7 +15,8 @@ the clipped action, with every value clamped to the limits of the spec). Kinds:
 - ``tcp_target`` (Robot6Push-v0): fields ``tcp`` (3, m), ``tcp_velocity`` (3, m/s), ``object_position`` (3, m),
   ``object_quaternion`` (4: x, y, z, w), ``object_velocity`` (3, m/s), ``object_angular_velocity`` (3, rad/s),
   ``goal`` (3, m); command ``tcp_target`` (3, m): where the TCP goes next (the observed TCP moved by up to
-  ``tcp_step`` m per axis, within ``tcp_bounds``), pointing down.
+  ``tcp_step`` m per axis, within ``tcp_bounds``), pointing down, and ``tcp_displacement``, that move from the
+  observed TCP.
 - ``tcp_target_gripper`` (Robot6PickAndPlace-v0): Push's fields and ``finger_width`` (1, m); command
   ``tcp_target`` and ``gripper`` (0 open to 1 closed) with ``finger_target``, the first finger joint's target
   (rad or m). The finger command the policy observes is the interface's own memory of its last command.
@@ -169,7 +170,8 @@ class TcpInterface(Interface):
 
     def command(self, action):
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(-1)), -1.0, 1.0)
-        return {"tcp_target": self.tcp_target(self._tcp, a)}
+        target = self.tcp_target(self._tcp, a)
+        return {"tcp_target": target, "tcp_displacement": target - self._tcp}
 
 
 class TcpGripperInterface(TcpInterface):
@@ -199,7 +201,9 @@ class TcpGripperInterface(TcpInterface):
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(-1)), -1.0, 1.0)
         closed = float(np.clip((a[3] + 1.0) / 2.0, 0.0, 1.0))
         self.finger = self.finger_command(closed)
-        return {"tcp_target": self.tcp_target(self._tcp, a), "gripper": np.array([closed]), "finger_target": np.array([self.finger])}
+        target = self.tcp_target(self._tcp, a)
+        return {"tcp_target": target, "tcp_displacement": target - self._tcp, "gripper": np.array([closed]),
+                "finger_target": np.array([self.finger])}
 
 
 KINDS = {cls.kind: cls for cls in (RawInterface, JointTargetInterface, TcpInterface, TcpGripperInterface)}
