@@ -322,7 +322,7 @@ class GripperArm(UrdfArm):
             i = self.joint_names.index(joint)
             self.low[i], self.high[i] = lo, hi
         self.home = np.array(card.home) if card.home is not None else self.neutral
-        self._forces = [card.grip_force or _effort(infos[j]) for j in fingers]
+        self.finger_forces = [card.grip_force or _effort(infos[j]) for j in fingers]  # the finger motors' force limits
         # Which limit opens: measured, unless the card says (the finger links' gap at each end).
         lows_a, highs_a = np.array(lows), np.array(highs)
         gaps = {}
@@ -392,7 +392,7 @@ class GripperArm(UrdfArm):
         driven = [i for i in range(len(self.finger_joints)) if i not in self._tied]
         q = self._finger_q(self._target)
         self._motor_control(self.id, [self.finger_joints[i] for i in driven], pybullet.POSITION_CONTROL,
-                            targetPositions=[q[i] for i in driven], forces=[self._forces[i] for i in driven])
+                            targetPositions=[q[i] for i in driven], forces=[self.finger_forces[i] for i in driven])
 
     def finger_command(self, closed: float) -> float:
         """The first finger joint's target (rad or m) for the fraction ``closed`` (0 open, 1 closed)."""
@@ -419,7 +419,7 @@ class GripperArm(UrdfArm):
                                             [0, 0, 0], [0, 0, 0])
             self.sim.changeConstraint(tie, gearRatio=-follow[1], maxForce=1000, erp=1)
             self._tied.append(i)
-        self._forces = [self.card.grip_force or force] * len(self.finger_joints)
+        self.finger_forces = [self.card.grip_force or force] * len(self.finger_joints)
         self.free_followers()
 
     def free_followers(self) -> None:

@@ -77,7 +77,7 @@ class ArmTaskEnv(gym.Env):
             fingers = list(getattr(robot, "finger_joints", []))
             self._nominal = {
                 "damping": [sim.getJointInfo(robot.id, j)[6] for j in robot.joints],
-                "forces": list(robot.forces), "finger_forces": list(getattr(robot, "_forces", [])),
+                "forces": list(robot.forces), "finger_forces": list(getattr(robot, "finger_forces", [])),
                 "ground": sim.getDynamicsInfo(self._plane, -1)[1],
                 "fingers": [sim.getDynamicsInfo(robot.id, j)[1] for j in fingers],
                 "object": sim.getDynamicsInfo(self._cube, -1)[:2] if self._cube is not None else None,
@@ -89,7 +89,7 @@ class ArmTaskEnv(gym.Env):
         if "motor_force" in r.ranges:
             robot.forces = [f * r.scale("motor_force") for f in n["forces"]]
             if n["finger_forces"]:
-                robot._forces = [f * r.scale("motor_force") for f in n["finger_forces"]]
+                robot.finger_forces = [f * r.scale("motor_force") for f in n["finger_forces"]]
         if "ground_friction" in r.ranges:
             sim.changeDynamics(self._plane, -1, lateralFriction=n["ground"] * r.scale("ground_friction"))
         if "finger_friction" in r.ranges:
