@@ -22,21 +22,24 @@ from typing import Any
 from robot6.errors import ConfigError, Robot6Error
 from robot6.run.report import command
 
-FRICTIONS = ("object_friction", "finger_friction", "ground_friction")
+# PyBullet's friction at a contact is the product of the two bodies' frictions: the object's alone scales every
+# contact of the object (with the ground and with the fingers) by the factor; scaling the ground's and the
+# fingers' too would scale those contacts by its square.
+FRICTION = "object_friction"
 # Sensor noise at level 1 (the largest of the shipped training ranges); level 2 doubles it.
 SENSOR_NOISE = {"obs_joint_position": 0.005, "obs_joint_velocity": 0.02, "obs_tcp": 0.002, "obs_tcp_velocity": 0.01,
                 "obs_object_position": 0.003, "obs_object_orientation": 0.05, "obs_object_velocity": 0.01,
                 "obs_finger_width": 0.001}
 ACTION_NOISE = 0.1  # twice the shipped training range's end
-WORST = {"object_mass": 2.0, **dict.fromkeys(FRICTIONS, 0.5), "joint_damping": 2.0, "motor_force": 0.7, "latency": 2,
+WORST = {"object_mass": 2.0, FRICTION: 0.5, "joint_damping": 2.0, "motor_force": 0.7, "latency": 2,
          "action_noise": ACTION_NOISE, **{k: 2 * v for k, v in SENSOR_NOISE.items()}}
 # (name, factor values): the report's rows, in order.
 SUITE: list[tuple[str, dict[str, float]]] = [
     ("nominal", {}),
     ("object mass x0.5", {"object_mass": 0.5}),
     ("object mass x2", {"object_mass": 2.0}),
-    ("friction x0.5", dict.fromkeys(FRICTIONS, 0.5)),
-    ("friction x1.5", dict.fromkeys(FRICTIONS, 1.5)),
+    ("friction x0.5", {FRICTION: 0.5}),
+    ("friction x1.5", {FRICTION: 1.5}),
     ("joint damping x0.5", {"joint_damping": 0.5}),
     ("joint damping x2", {"joint_damping": 2.0}),
     ("motor force x0.7", {"motor_force": 0.7}),
