@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-COMMANDS = ("train", "evaluate", "compare", "show", "export", "sweep")
+COMMANDS = ("train", "evaluate", "compare", "show", "export", "sweep", "robustness", "deploy")
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
