@@ -290,8 +290,7 @@ class Robot6PushEnv(ArmTaskEnv):
     def _command(self, a: np.ndarray) -> tuple:
         """The command for the clipped action ``a``: the fingertips' target, the observed ones moved by ``a[:3]``
         (``interface.command``'s arithmetic)."""
-        low, high = self.TIP_BOUNDS
-        return (np.clip(self._obs["observation"][:3] + TIP_ACTION_SCALE * a[:3], low, high),)
+        return (self.interface.tcp_target(self._obs["observation"][:3], a),)
 
     def _apply(self, command: tuple) -> None:
         """Set the motors' targets for a command of ``_command``."""

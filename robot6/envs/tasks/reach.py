@@ -195,14 +195,7 @@ class Robot6ReachEnv(ArmTaskEnv):
     def step(self, action):
         if self._randomizer is not None:
             return self._step_randomized(action)
-        # n floats in Python rather than numpy: after a physics step each numpy call runs cold (~2-5 us), and
-        # the same IEEE operations in the same order give the same bits (NaN propagates as with np.clip).
-        a = np.asarray(action, dtype=np.float64).reshape(len(self._target)).tolist()
-        self._target = target = [
-            min(max(t + s * min(max(x, -1.0), 1.0), low), high)
-            for t, s, x, low, high in zip(self._target, self.action_scale, a, self._joint_low, self._joint_high)
-        ]
-        self._drive(target)
+        self._drive(self._command(np.asarray(action, dtype=np.float64).reshape(len(self._target)).tolist()))
         for _ in range(SUBSTEPS):
             self._step_simulation()
         obs, distance = self._observe()
@@ -216,7 +209,7 @@ class Robot6ReachEnv(ArmTaskEnv):
     def _step_randomized(self, action):
         """``step`` under randomization: action noise, the command delivered late, noisy readings."""
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(len(self._target))), -1.0, 1.0)
-        due = self._deliver(self._command(self._noisy_action(a)))
+        due = self._deliver(self._command(self._noisy_action(a).tolist()))
         if due is not None:
             self._drive(due)
         self.advance()
@@ -225,11 +218,13 @@ class Robot6ReachEnv(ArmTaskEnv):
             self.render()
         return self._noisy_observation(obs), reward, False, False, self._randomization_info(info)
 
-    def _command(self, a: np.ndarray) -> list[float]:
-        """The joint targets for the clipped action ``a`` (``interface.command``'s arithmetic)."""
+    def _command(self, a: list[float]) -> list[float]:
+        """The joint targets for the action ``a`` (``interface.command``'s arithmetic). n floats in Python rather
+        than numpy: after a physics step each numpy call runs cold (~2-5 us), and the same IEEE operations in the
+        same order give the same bits (NaN propagates as with np.clip)."""
         self._target = [
-            min(max(t + s * x, low), high)
-            for t, s, x, low, high in zip(self._target, self.action_scale, a.tolist(), self._joint_low, self._joint_high)
+            min(max(t + s * min(max(x, -1.0), 1.0), low), high)
+            for t, s, x, low, high in zip(self._target, self.action_scale, a, self._joint_low, self._joint_high)
         ]
         return self._target
 
