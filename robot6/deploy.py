@@ -100,8 +100,11 @@ class PolicyRuntime:
         return self.interface.observation(self.interface.check(fields))
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        """The policy's action (in the env's action bounds) for one observation."""
-        return self._run(np.asarray(observation, dtype=np.float32).reshape(1, self.obs_dim))[0]
+        """The policy's action (in the env's action bounds) for one observation; the latest of the action
+        history that the next observation holds, for a policy trained with one."""
+        action = self._run(np.asarray(observation, dtype=np.float32).reshape(1, self.obs_dim))[0]
+        self.interface.remember(action)
+        return action
 
     def command(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """The command for an action, clamped to the limits of the interface."""

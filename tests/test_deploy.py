@@ -21,7 +21,8 @@ from robot6.run.rollouts import evaluate, load_policy
 
 ENVS = [("Robot6Reach-v0", {}), ("Robot6Push-v0", {}), ("Robot6PickAndPlace-v0", {}),
         ("Robot6Reach-v0", {"urdf": "kuka_iiwa/model.urdf"}),
-        ("Robot6PickAndPlace-v0", {"urdf": str(Path(__file__).parent / "arms" / "gripper5.urdf")})]
+        ("Robot6PickAndPlace-v0", {"urdf": str(Path(__file__).parent / "arms" / "gripper5.urdf")}),
+        ("Robot6Reach-v0", {"action_history": 2}), ("Robot6PickAndPlace-v0", {"action_history": 1})]
 
 
 @pytest.mark.parametrize("env_id, kwargs", ENVS, ids=lambda x: x if isinstance(x, str) else ",".join(map(str, x.values())))
@@ -32,7 +33,7 @@ def test_the_interface_builds_the_envs_observation_bit_for_bit(env_id, kwargs):
     try:
         obs, _ = env.reset(seed=1)
         for t in range(80):
-            built = interface.native(u.read_fields())
+            built = interface.with_history(interface.native(u.read_fields()))
             if isinstance(obs, dict):
                 assert all(np.array_equal(obs[k], built[k]) for k in obs), t
             else:

@@ -7,7 +7,9 @@ policy what it saw in training. No simulator here: numpy only.
 
 An interface is plain data (``spec()``, saved in exported policies) plus three calls: ``start(fields)`` at an
 episode's start, ``observation(fields)`` (the policy's input, float32) and ``command(action)`` (the command for
-the clipped action, with every value clamped to the limits of the spec). Kinds:
+the clipped action, with every value clamped to the limits of the spec). A policy trained with an action history
+(``action_history`` k > 0 in the spec) also reads its own last k actions, oldest first, zeros at an episode's start,
+after the fields: ``remember(action)`` records each action the policy gives. Kinds:
 
 - ``joint_targets`` (Robot6Reach-v0): fields ``joint_position`` (n; rad, m for a prismatic joint),
   ``joint_velocity`` (n), ``tcp`` (3, m: the end effector), ``goal`` (3, m); command ``joint_targets`` (n):
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+MAX_ACTION_HISTORY = 8  # the most past actions an observation can hold
 
 
 def matrix_columns(q) -> tuple[float, ...]:
@@ -52,6 +55,8 @@ class Interface:
 
     def __init__(self, spec: dict[str, Any]):
         self._spec = dict(spec)
+        self.history = int(spec.get("action_history", 0))
+        self.past = np.zeros((self.history, int(spec.get("action_dim", 0))), dtype=np.float32)
 
     def spec(self) -> dict[str, Any]:
         """Plain data (JSON) from which ``from_spec`` builds the same interface."""
@@ -80,15 +85,36 @@ class Interface:
         return out
 
     def start(self, fields: dict[str, np.ndarray]) -> None:
-        """A new episode starts from these readings."""
+        """A new episode starts from these readings (and with no past actions)."""
+        self.start_history()
+
+    def start_history(self) -> None:
+        """No past actions yet (zeros)."""
+        self.past[:] = 0.0
 
     def native(self, fields: dict[str, np.ndarray]):
-        """The observation as the env returns it (a flat vector, or a goal Dict)."""
+        """The observation as the env returns it (a flat vector, or a goal Dict), without the action history."""
         return np.asarray(fields["observation"], dtype=np.float32)
 
+    def remember(self, action: np.ndarray) -> None:
+        """Record the policy's action (clipped to [-1, 1]) as the latest of its action history (nothing without one)."""
+        if self.history:
+            self.past[:-1] = self.past[1:]
+            self.past[-1] = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(-1)), -1.0, 1.0)
+
+    def with_history(self, obs):
+        """``obs`` (as ``native`` returns it) with the action history after it (in a goal Dict: after its
+        ``observation``); ``obs`` itself without a history."""
+        if not self.history:
+            return obs
+        if isinstance(obs, dict):
+            return {**obs, "observation": np.concatenate([obs["observation"], self.past.ravel()])}
+        return np.concatenate([obs, self.past.ravel()])
+
     def observation(self, fields: dict[str, np.ndarray]) -> np.ndarray:
-        """The policy's input (float32, flat: a goal Dict's observation, achieved_goal, desired_goal)."""
-        obs = self.native(fields)
+        """The policy's input (float32, flat: a goal Dict's observation, achieved_goal, desired_goal), with the
+        action history."""
+        obs = self.with_history(self.native(fields))
         if isinstance(obs, dict):
             return np.concatenate([np.asarray(obs[k], dtype=np.float32).ravel() for k in GOAL_KEYS])
         return obs
@@ -122,6 +148,7 @@ class JointTargetInterface(Interface):
         self.target: list[float] = [(lo + hi) / 2 for lo, hi in zip(self.lower, self.upper, strict=True)]
 
     def start(self, fields):
+        super().start(fields)
         self.target = [float(x) for x in fields["joint_position"]]
 
     def native(self, fields):
@@ -186,6 +213,7 @@ class TcpGripperInterface(TcpInterface):
         self.finger = self.open
 
     def start(self, fields):
+        super().start(fields)
         self.finger = self.open
 
     def finger_command(self, closed: float) -> float:

@@ -42,6 +42,7 @@ class Config:
     accept_urdf_change: bool = _opt(False, "with --resume --urdf PATH: continue although the URDF (or a mesh it names) differs from the one the checkpoint was trained on")
     randomize: bool | None = _opt(None, "domain randomization: every training episode draws its physics (object mass and friction, finger and ground friction, joint damping, motor forces), control latency, action noise and sensor noise from the ranges of --randomization (docs/REAL_ROBOT.md); --no-randomize: the nominal simulation")
     randomization: dict[str, list[float]] | None = _opt(None, "with --randomize: ranges that replace the env's (robot6/presets.toml, [randomization.ENV]), as NAME=LOW:HIGH or NAME=VALUE, e.g. --randomization object_mass=0.5:2 latency=0:2; the resolved ranges are kept in config.json and the checkpoints", metavar="NAME=LOW:HIGH")
+    action_history: int = _opt(0, "the policy also observes its own last K actions (oldest first, zeros at an episode's start): under control latency it can tell which commands are still on their way (docs/REAL_ROBOT.md); 0: not", metavar="K")
     eval_randomize: bool = _opt(False, "evaluate during training under the run's randomization too (default: on the nominal simulation)")
     episodes: int = _opt(1000, "total episodes of the run; a resumed run trains only the remainder")
     total_steps: int | None = _opt(None, "alternative to --episodes: total env steps of the run (it ends at the first episode end at or past N)")
@@ -123,6 +124,13 @@ class Config:
             raise ConfigError("--resume-ckpt needs --resume (--resume --resume-ckpt PATH)")
         if self.randomize and self.env_id not in URDF_ENVS:
             raise ConfigError(f"--randomize works with --env {', '.join(URDF_ENVS)}, not {self.env_id}")
+        if self.action_history:
+            from robot6.envs.interface import MAX_ACTION_HISTORY
+
+            if not 0 <= self.action_history <= MAX_ACTION_HISTORY:
+                raise ConfigError(f"--action-history must be from 0 to {MAX_ACTION_HISTORY}, got {self.action_history}")
+            if self.env_id not in URDF_ENVS:
+                raise ConfigError(f"--action-history works with --env {', '.join(URDF_ENVS)}, not {self.env_id}")
         if self.randomization is not None:
             from robot6.envs.randomize import RandomizationError, check_ranges
 
@@ -132,9 +140,12 @@ class Config:
                 raise ConfigError(str(e)) from None
 
     def env_kwargs(self, randomized: bool = False) -> dict[str, Any]:
-        """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set, and with
+        """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set, the action
+        history if any, and with
         ``randomized`` the ranges of ``--randomize`` (the training env's; evaluation's with ``--eval-randomize``)."""
         kwargs = {name: getattr(self, name) for name in ("urdf", "card", "ee_link", "workspace") if getattr(self, name) is not None}
+        if self.action_history:
+            kwargs["action_history"] = self.action_history
         if randomized and self.randomize:
             kwargs["randomize"] = dict(self.randomization or {})
         return kwargs

@@ -18,7 +18,8 @@ PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets.toml"
 GOAL_TABLE = "goal_env"
 # What a preset may set: how a run learns and is evaluated, not where it writes or how long it runs.
 PRESET_FIELDS = ("hidden", "lr", "gamma", "batch_size", "tau", "utd", "policy_delay", "updates_every", "learning_starts",
-                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos", "randomize")
+                 "init_alpha", "her_k", "buffer_size", "eval_every", "eval_episodes", "demos", "randomize",
+                 "action_history")
 # The table of an env's domain randomization ranges: [randomization."ENV"].
 RANDOMIZATION_TABLE = "randomization"
 

@@ -16,7 +16,7 @@ from robot6.run.presets import apply_preset, resolve_randomization
 from robot6.run.process import new_run_name
 
 # Fields a resumed run cannot change: they define the environment or the shape of saved tensors.
-FIXED_ON_RESUME = ("env_id", "ee_link", "hidden", "buffer_size", "demos")
+FIXED_ON_RESUME = ("env_id", "ee_link", "hidden", "buffer_size", "demos", "action_history")
 # Fields always taken from the current command line, never from the checkpoint.
 CURRENT_ON_RESUME = ("checkpoint_dir", "log_dir", "resume", "resume_ckpt", "accept_urdf_change")
 # What a checkpoint without these settings was trained with: copies stored at episode ends, and the actor

@@ -60,8 +60,8 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
     INTERFACE = TcpGripperInterface
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
-                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None):
-        super().__init__(render_mode, dense, width, height, urdf, card, randomize)
+                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None, action_history: int = 0):
+        super().__init__(render_mode, dense, width, height, urdf, card, randomize, action_history)
         sim, robot = self._sim, self.robot
         if self._custom_arm and not robot.min_width < 2 * CUBE_HALF < robot.max_width:
             self.close()
@@ -79,7 +79,7 @@ class Robot6PickAndPlaceEnv(Robot6PushEnv):
         self._start_q = [s[0] for s in robot.joint_states()]
         self._initial_state = sim.saveState()
         self._finger = robot.open_command
-        self.interface = self.INTERFACE(self.deployment_spec())
+        self._set_interface(self.INTERFACE)
 
     def _start_robot(self) -> None:
         """The robot at the start pose, gripper open, its followers free of the last episode's constraints."""

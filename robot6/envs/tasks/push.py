@@ -87,7 +87,8 @@ class Robot6PushEnv(ArmTaskEnv):
     for an arm or card that cannot be used.
 
     ``randomize``: domain randomization within these ranges (``robot6.envs.randomize``; the factors in
-    ``RANDOMIZABLE``), drawn at every reset, the values in ``info["randomization"]``. ``interface``,
+    ``RANDOMIZABLE``), drawn at every reset, the values in ``info["randomization"]``. ``action_history`` k > 0:
+    ``observation`` ends with the last k actions (oldest first, zeros at the start). ``interface``,
     ``read_fields``, ``apply_command``, ``advance`` and ``score``: as ``Robot6ReachEnv``'s (TCP targets).
     """
 
@@ -101,9 +102,9 @@ class Robot6PushEnv(ArmTaskEnv):
     INTERFACE = TcpInterface
 
     def __init__(self, render_mode: str | None = None, dense: bool = False, width: int = 480, height: int = 360,
-                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None):
+                 urdf: str | None = None, card: str | None = None, randomize: dict | None = None, action_history: int = 0):
         self._set_render_mode(render_mode, width, height)
-        self._init_randomization(randomize)
+        self._init_randomization(randomize, action_history)
         self.dense = dense
         if urdf is None and card is not None:
             raise UrdfError("--card describes the arm of --urdf PATH; give both")
@@ -151,7 +152,7 @@ class Robot6PushEnv(ArmTaskEnv):
         self._matrix = functools.partial(pybullet.getMatrixFromQuaternion, **client)
         self._goal = np.array([*REGION_HIGH, CUBE_HALF])
         self._obs: dict[str, np.ndarray] | None = None
-        self.interface = self.INTERFACE(self.deployment_spec())
+        self._set_interface(self.INTERFACE)
 
     def _check_arm(self, robot: GripperArm) -> None:
         """``UrdfError`` naming the points of the cube region (its corners and middle, at ``REACH_HEIGHTS``) that
@@ -186,8 +187,9 @@ class Robot6PushEnv(ArmTaskEnv):
         return self._observe_noisy(obs), self._randomization_info(self._info(distance))
 
     def _observe_noisy(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The observation the policy gets (noisy under randomization), kept for the next action's TCP target."""
-        self._obs = obs = self._noisy_observation(obs)
+        """The observation the policy gets (noisy under randomization, with the action history if any), kept for
+        the next action's TCP target."""
+        self._obs = obs = self._policy_observation(obs)
         return obs
 
     def _start_robot(self) -> None:

@@ -61,7 +61,8 @@ class Robot6ReachEnv(ArmTaskEnv):
     Reward: ``-distance(ee, goal)`` (also ``info["distance"]``), computed by ``compute_reward`` so that
     hindsight relabelling (``robot6/learn/her.py``) can recompute it for another goal; the observation's achieved and
     desired goal are ``obs[achieved_goal_slice]`` and ``obs[desired_goal_slice]``. ``info["is_success"]`` is
-    true while the distance is below ``SUCCESS_DISTANCE``. The episode never terminates on its own;
+    true while the distance is below ``SUCCESS_DISTANCE``. ``action_history`` k > 0: the observation ends with the
+    last k actions (oldest first, zeros at the start; k * n values more). The episode never terminates on its own;
     ``gymnasium.make`` wraps it in a ``TimeLimit`` of 50 steps.
 
     Each instance owns one PyBullet client (``DIRECT`` unless ``render_mode="human"``), closed by ``close()``.
@@ -83,9 +84,10 @@ class Robot6ReachEnv(ArmTaskEnv):
                     "obs_tcp")
 
     def __init__(self, render_mode: str | None = None, width: int = 480, height: int = 360, urdf: str | None = None,
-                 ee_link: str | None = None, workspace: list[float] | None = None, randomize: dict | None = None):
+                 ee_link: str | None = None, workspace: list[float] | None = None, randomize: dict | None = None,
+                 action_history: int = 0):
         self._set_render_mode(render_mode, width, height)
-        self._init_randomization(randomize)
+        self._init_randomization(randomize, action_history)
         if urdf is None and (ee_link is not None or workspace is not None):
             raise UrdfError("--ee-link and --workspace choose the end effector and the goals of an arm given by --urdf")
         self._workspace = _check_workspace(workspace)
@@ -121,7 +123,7 @@ class Robot6ReachEnv(ArmTaskEnv):
         self._target = self._neutral.tolist()
         self._goal = (goal_low + goal_high) / 2
         self._arm: dict[str, Any] | None = None
-        self.interface = JointTargetInterface(self.deployment_spec())
+        self._set_interface(JointTargetInterface)
 
     def _load_xarm6(self) -> tuple[np.ndarray, np.ndarray]:
         """The bare xArm6 and its goal box."""
@@ -190,11 +192,11 @@ class Robot6ReachEnv(ArmTaskEnv):
         self._sim.resetBasePositionAndOrientation(self._goal_marker, self._goal.tolist(), [0, 0, 0, 1])
         obs, distance = self._observe()
         info = self._randomization_info({"distance": distance, "is_success": bool(distance < SUCCESS_DISTANCE)})
-        return self._noisy_observation(obs), info
+        return self._policy_observation(obs), info
 
     def step(self, action):
-        if self._randomizer is not None:
-            return self._step_randomized(action)
+        if self._randomizer is not None or self._history:
+            return self._step_shifted(action)
         self._drive(self._command(np.asarray(action, dtype=np.float64).reshape(len(self._target)).tolist()))
         for _ in range(SUBSTEPS):
             self._step_simulation()
@@ -206,8 +208,9 @@ class Robot6ReachEnv(ArmTaskEnv):
         # terminated is always False: reaching is a holding task; the TimeLimit wrapper owns truncation.
         return obs, reward, False, False, info
 
-    def _step_randomized(self, action):
-        """``step`` under randomization: action noise, the command delivered late, noisy readings."""
+    def _step_shifted(self, action):
+        """``step`` under randomization (action noise, the command delivered late, noisy readings) or with an
+        action history in the observation."""
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64).reshape(len(self._target))), -1.0, 1.0)
         due = self._deliver(self._command(self._noisy_action(a).tolist()))
         if due is not None:
@@ -216,7 +219,7 @@ class Robot6ReachEnv(ArmTaskEnv):
         obs, reward, info = self.score()
         if self.render_mode == "human":
             self.render()
-        return self._noisy_observation(obs), reward, False, False, self._randomization_info(info)
+        return self._policy_observation(obs), reward, False, False, self._randomization_info(info)
 
     def _command(self, a: list[float]) -> list[float]:
         """The joint targets for the action ``a`` (``interface.command``'s arithmetic). n floats in Python rather
