@@ -220,13 +220,16 @@ def evaluate_all(plan: Plan) -> Results:
                     if step is None:  # --no-train: the run has not got this far
                         print(f"ours seed {seed} @ {b} steps: not reached (checkpoints to {max(times, default=0):,})", flush=True)
                         continue
-                    policy, _ = load_policy(run / f"ckpt_step_{step}.pth")
+                    policy, meta = load_policy(run / f"ckpt_step_{step}.pth")
+                    env_kwargs = Config.from_dict(meta["config"]).env_kwargs()  # the arm, and what the policy observes
                 elif b in times:
                     step = b
-                    policy = load_peer_policy(trainer, plan.workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", plan.peer_config(trainer, seed))
+                    config = plan.peer_config(trainer, seed)
+                    policy = load_peer_policy(trainer, plan.workdir / f"{trainer}_s{seed}" / f"model_{b}.zip", config)
+                    env_kwargs = config.env_kwargs()
                 else:
                     continue  # not reached within --peer-time-limit
-                env = make_env(plan.arm.env_id, **plan.arm.env_kwargs())
+                env = make_env(plan.arm.env_id, **env_kwargs)
                 r = evaluate(policy, env, args.eval_episodes, seed=10_000 + seed).summary()
                 env.close()
                 r.update(wall_s=times[step], step=step, seed=seed)

@@ -3,11 +3,13 @@ at an episode's start) and is otherwise the plain one, on every task and under r
 and the deployment runtime around it."""
 
 import json
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import FAST, run_cli
+from conftest import FAST, cli_env, run_cli
 
 import robot6.envs  # noqa: F401  (registers the env ids)
 from robot6.deploy import PolicyRuntime, dry_run
@@ -100,3 +102,13 @@ def test_a_bad_history_on_the_command_line_is_one_line_and_exit_2(tmp_path, flag
     result = run_cli(*flags, "--episodes", "1", *FAST, cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if "build time" not in line]
     assert result.returncode == 2 and len(errors) == 1 and message in errors[0]
+
+
+def test_learn_trains_and_evaluates_every_trainer_on_what_its_policy_observes(tmp_path):
+    pytest.importorskip("stable_baselines3", reason="a benchmark dependency: pip install -e .[bench]")
+    learn = subprocess.run(
+        [sys.executable, "-m", "bench.learn", "--trainer", "both", "--steps", "120", "--seeds", "0", "--eval-episodes", "2",
+         "--set", "action_history=2", "hidden=16,16", "batch_size=16", "learning_starts=60"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert learn.returncode == 0, learn.stderr[-2000:] + learn.stdout[-2000:]
+    assert "ours seed 0 @ 120 steps" in learn.stdout and "sb3 seed 0 @ 120 steps" in learn.stdout
