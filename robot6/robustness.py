@@ -95,14 +95,16 @@ def robustness(checkpoint: Path, episodes: int, seed: int) -> dict[str, Any]:
                          "mean_return": s["mean_return"], "std_return": s["std_return"]})
     return {"checkpoint": str(checkpoint), "env_id": config.env_id, "global_step": meta["global_step"],
             "episodes": episodes, "seed": seed, "randomized_in_training": bool(config.randomize),
-            "training_ranges": config.randomization if config.randomize else None, "shifts": rows}
+            "training_ranges": config.randomization if config.randomize else None,
+            "action_history": config.action_history, "shifts": rows}
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as a markdown table (success and return per shift; the worst single shifts named)."""
     has_success = all(r["success_rate"] == r["success_rate"] for r in report["shifts"])  # not NaN
     lines = [f"Robustness of {report['checkpoint']} ({report['env_id']}, {report['global_step']} steps, "
-             f"{'trained with' if report['randomized_in_training'] else 'trained without'} randomization): "
+             f"{'trained with' if report['randomized_in_training'] else 'trained without'} randomization"
+             + (f", observing its last {report['action_history']} actions" if report.get("action_history") else "") + "): "
              f"{report['episodes']} episodes per shift, seed {report['seed']}, the same goals for every shift.", "",
              "| shift | success | return (mean +- std) |", "| --- | --- | --- |"]
     for r in report["shifts"]:

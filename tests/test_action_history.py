@@ -12,6 +12,7 @@ import pytest
 from conftest import FAST, cli_env, run_cli
 
 import robot6.envs  # noqa: F401  (registers the env ids)
+from robot6 import robustness
 from robot6.deploy import PolicyRuntime, dry_run
 from robot6.envs.interface import MAX_ACTION_HISTORY
 from robot6.export import export
@@ -92,6 +93,9 @@ def test_the_run_keeps_the_option_and_its_envs_get_it(tmp_path):
     runtime = PolicyRuntime(out)
     assert runtime.interface.history == 2 and runtime.obs_dim == 18 + 2 * 6
     assert dry_run(runtime, 3, seed=5, progress=False)["returns"] == evaluated_returns(checkpoint, 3, seed=5)
+    # The robustness report plays the policy on what it observes, and says so.
+    report = robustness.robustness(checkpoint, 1, seed=0)
+    assert report["action_history"] == 2 and "observing its last 2 actions" in robustness.markdown(report)
 
 
 @pytest.mark.parametrize("flags, message", [
