@@ -78,8 +78,10 @@ def test_the_run_keeps_the_option_and_its_envs_get_it(tmp_path):
     assert Config(action_history=2).env_kwargs() == {"action_history": 2}
     assert Config(env_id="Robot6Push-v0", randomize=True, randomization={}, action_history=1).env_kwargs(randomized=True) == {
         "action_history": 1, "randomize": {}}
-    result = run_cli("--action-history", "2", "--episodes", "2", "--eval-every", "0", *FAST, cwd=tmp_path)
+    result = run_cli("--action-history", "2", "--randomize", "--randomization", "latency=0:1", "--episodes", "2",
+                     "--eval-every", "0", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "[RANDOMIZE] every episode draws:" in result.stdout and "without --action-history" not in result.stdout
     (config_json,) = (tmp_path / "runs").glob("*/config.json")
     assert json.loads(config_json.read_text())["action_history"] == 2
     # Resuming with another history would change what the policy reads: refused in one line.

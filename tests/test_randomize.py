@@ -204,6 +204,7 @@ def test_the_command_line_resolves_ranges_into_config_json(tmp_path):
                      "--eval-every", "0", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[RANDOMIZE] every episode draws:" in result.stdout
+    assert "latency without --action-history" in result.stdout
     (config_json,) = (tmp_path / "runs").glob("*/config.json")
     ranges = json.loads(config_json.read_text())["randomization"]
     assert ranges["latency"] == [0, 2] and ranges["action_noise"] == [0.05, 0.05]

@@ -122,4 +122,7 @@ def resolve_randomization(config: Config) -> Config:
                           "give them with --randomization NAME=LOW:HIGH ...")
     shown = ", ".join(f"{k} {v[0]:g}..{v[1]:g}" for k, v in sorted(ranges.items()))
     print(f"[RANDOMIZE] every episode draws: {shown}")
+    if ranges.get("latency", [0, 0])[1] > 0 and not config.action_history:
+        print("[RANDOMIZE] latency without --action-history: the policy cannot see the commands still on their way "
+              "(on Reach a 2-step delay needs it: docs/REAL_ROBOT.md)")
     return dataclasses.replace(config, randomization=ranges)
