@@ -51,6 +51,7 @@ class PolicyRuntime:
         self.control_hz = float(self.metadata["interface"].get("control_hz") or 0) or None
         self.obs_dim = int(self.metadata["obs_dim"])
         self.act(np.zeros(self.obs_dim, dtype=np.float32))  # the first call of a model is slow: not in a control period
+        self.interface.start_history()  # that call's action is no past action
 
     def _load(self) -> dict[str, Any]:
         if self.path.suffix == ".onnx":

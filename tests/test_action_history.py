@@ -94,6 +94,7 @@ def test_the_run_keeps_the_option_and_its_envs_get_it(tmp_path):
     export(checkpoint, "torchscript", out)
     runtime = PolicyRuntime(out)
     assert runtime.interface.history == 2 and runtime.obs_dim == 18 + 2 * 6
+    assert not runtime.interface.past.any()  # the warm-up call at load leaves no past action behind
     assert dry_run(runtime, 3, seed=5, progress=False)["returns"] == evaluated_returns(checkpoint, 3, seed=5)
     # The robustness report plays the policy on what it observes, and says so.
     report = robustness.robustness(checkpoint, 1, seed=0)
