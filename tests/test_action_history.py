@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import FAST, cli_env, run_cli
+from test_deploy import evaluated_returns
 
 import robot6.envs  # noqa: F401  (registers the env ids)
 from robot6 import robustness
@@ -17,7 +18,6 @@ from robot6.deploy import PolicyRuntime, dry_run
 from robot6.envs.interface import MAX_ACTION_HISTORY
 from robot6.export import export
 from robot6.run.config import Config
-from test_deploy import evaluated_returns
 
 TASKS = ["Robot6Reach-v0", "Robot6Push-v0", "Robot6PickAndPlace-v0"]
 
