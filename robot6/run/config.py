@@ -141,8 +141,8 @@ class Config:
 
     def env_kwargs(self, randomized: bool = False) -> dict[str, Any]:
         """The keyword arguments of ``gymnasium.make`` for this run's env: the arm options that are set, the action
-        history if any, and with
-        ``randomized`` the ranges of ``--randomize`` (the training env's; evaluation's with ``--eval-randomize``)."""
+        history if any, and with ``randomized`` the ranges of ``--randomize`` (the training env's; evaluation's with
+        ``--eval-randomize``)."""
         kwargs = {name: getattr(self, name) for name in ("urdf", "card", "ee_link", "workspace") if getattr(self, name) is not None}
         if self.action_history:
             kwargs["action_history"] = self.action_history
